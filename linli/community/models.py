@@ -1,0 +1,61 @@
+"""Stores, residential communities, their pickup points and who belongs where."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from linli.core.clock import utcnow
+from linli.core.db import Base, BigId, IdMixin, TimestampMixin
+
+
+class Store(IdMixin, TimestampMixin, Base):
+    __tablename__ = "stores"
+
+    name: Mapped[str] = mapped_column(String(60), index=True)
+    address: Mapped[str] = mapped_column(String(200))
+    district: Mapped[str] = mapped_column(String(40), default="")
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    opening_hours: Mapped[str] = mapped_column(String(60), default="")
+    archived_at: Mapped[datetime | None]
+
+
+class Community(IdMixin, TimestampMixin, Base):
+    __tablename__ = "communities"
+
+    name: Mapped[str] = mapped_column(String(60), index=True)
+    address: Mapped[str] = mapped_column(String(200))
+    district: Mapped[str] = mapped_column(String(40), default="")
+    archived_at: Mapped[datetime | None]
+
+    pickup_points: Mapped[list[PickupPoint]] = relationship(
+        back_populates="community", lazy="selectin", order_by="PickupPoint.id"
+    )
+
+
+class PickupPoint(IdMixin, TimestampMixin, Base):
+    __tablename__ = "pickup_points"
+
+    community_id: Mapped[int] = mapped_column(BigId, ForeignKey("communities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    address: Mapped[str] = mapped_column(String(200))
+    opening_hours: Mapped[str] = mapped_column(String(60), default="")
+    leader_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    archived_at: Mapped[datetime | None]
+
+    community: Mapped[Community] = relationship(back_populates="pickup_points", lazy="joined")
+
+
+class Membership(Base):
+    """A neighbour belongs to one community at a time."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    community_id: Mapped[int] = mapped_column(BigId, ForeignKey("communities.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16), default="chosen")
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)

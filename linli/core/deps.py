@@ -1,0 +1,36 @@
+"""Typed dependencies at the edge: the request's transaction, settings and runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from linli.core.config import Settings
+from linli.core.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction, committed by this dependency after the handler returns."""
+    runtime = get_runtime(request)
+    async for session in runtime.db.session():
+        yield session
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        worker.poke()
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return get_runtime(request).settings
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -1,0 +1,170 @@
+"""Durable timers: jobs stored with their run-at time, claimed with a lease, fired after any restart.
+
+A job is scheduled inside the caller's transaction (it exists only if that commits). Runners claim due
+jobs with a lease, so a crashed runner's job is taken again once its lease lapses; handlers must therefore
+be idempotent. A keyed job is unique: scheduling the same key twice returns the first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from linli.core.clock import utcnow
+from linli.core.db import Base, BigId, Database
+
+log = logging.getLogger(__name__)
+
+PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(191), unique=True)
+    run_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),)
+
+
+JobHandler = Callable[[AsyncSession, Job], Awaitable[None]]
+
+
+@dataclass
+class JobRegistry:
+    handlers: dict[str, JobHandler] = field(default_factory=dict)
+
+    def add(self, kind: str, handler: JobHandler) -> None:
+        if kind in self.handlers:
+            raise ValueError(f"job kind {kind!r} registered twice")
+        self.handlers[kind] = handler
+
+
+async def schedule_job(
+    session: AsyncSession,
+    kind: str,
+    run_at: datetime,
+    payload: dict[str, Any] | None = None,
+    *,
+    key: str | None = None,
+    max_attempts: int = 8,
+) -> Job:
+    """Schedule ``kind`` to run at ``run_at`` in the caller's transaction; a known ``key`` returns the
+    existing job unchanged."""
+    if key is not None:
+        existing = await session.scalar(select(Job).where(Job.key == key))
+        if existing is not None:
+            return existing
+    job = Job(
+        kind=kind,
+        key=key,
+        run_at=run_at,
+        payload=payload or {},
+        status=PENDING,
+        attempts=0,
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def cancel_job(session: AsyncSession, key: str) -> bool:
+    """Cancel a pending keyed job; returns whether one was cancelled."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.key == key, Job.status == PENDING)
+        .values(status=CANCELLED, finished_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _claim(db: Database, now: datetime, lease: timedelta, limit: int) -> list[Job]:
+    async with db.sessionmaker() as session:
+        due = or_(
+            Job.status == PENDING,
+            # A runner that died mid-job: its lease has lapsed.
+            (Job.status == RUNNING) & (Job.locked_until < now),
+        )
+        query = select(Job).where(due, Job.run_at <= now).order_by(Job.run_at, Job.id).limit(limit)
+        if db.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        jobs = list((await session.scalars(query)).all())
+        for job in jobs:
+            job.status = RUNNING
+            job.locked_until = now + lease
+            job.attempts += 1
+        await session.commit()
+        return jobs
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(2**attempts, 3600))
+
+
+async def run_due_jobs(
+    db: Database,
+    registry: JobRegistry,
+    *,
+    now: datetime | None = None,
+    lease_seconds: int = 60,
+    limit: int = 50,
+) -> int:
+    """Fire every job due by ``now``; each runs in its own transaction with its completion."""
+    now = now or utcnow()
+    jobs = await _claim(db, now, timedelta(seconds=lease_seconds), limit)
+    for claimed in jobs:
+        handler = registry.handlers.get(claimed.kind)
+        async with db.sessionmaker() as session:
+            job = await session.get(Job, claimed.id)
+            assert job is not None
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for job kind {job.kind!r}")
+                await handler(session, job)
+                job.status = DONE
+                job.finished_at = utcnow()
+                job.locked_until = None
+                await session.commit()
+                continue
+            except Exception as exc:
+                log.exception("job %s (%s) failed, attempt %s", job.id, job.kind, job.attempts)
+                await session.rollback()
+                error = f"{type(exc).__name__}: {exc}"
+        async with db.sessionmaker() as session:
+            job = await session.get(Job, claimed.id)
+            assert job is not None
+            job.last_error = error
+            job.locked_until = None
+            if job.attempts >= job.max_attempts:
+                job.status = FAILED
+                job.finished_at = utcnow()
+            else:
+                job.status = PENDING
+                job.run_at = utcnow() + _backoff(job.attempts)
+            await session.commit()
+    return len(jobs)
+
+
+async def next_run_at(db: Database) -> datetime | None:
+    async with db.sessionmaker() as session:
+        return await session.scalar(
+            select(Job.run_at).where(Job.status == PENDING).order_by(Job.run_at).limit(1)
+        )

@@ -1,0 +1,35 @@
+"""What one running Linli process holds: settings, database, hub, and the registered background work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from linli.core.config import Settings
+from linli.core.consumers import ConsumerRegistry
+from linli.core.db import Database
+from linli.core.hub import Hub, create_hub
+from linli.core.jobs import JobRegistry
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    hub: Hub
+    consumers: ConsumerRegistry = field(default_factory=ConsumerRegistry)
+    jobs: JobRegistry = field(default_factory=JobRegistry)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        return cls(
+            settings=settings,
+            db=Database(settings.database_url),
+            hub=create_hub(settings.redis_url, prefix=settings.redis_prefix),
+        )
+
+    async def start(self) -> None:
+        await self.hub.start()
+
+    async def close(self) -> None:
+        await self.hub.close()
+        await self.db.dispose()

@@ -1,0 +1,70 @@
+"""Server-rendered pages: one Jinja environment fed by every domain's templates folder."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from linli.core.clock import to_local
+from linli.core.i18n import DEFAULT_LOCALE, catalog
+from linli.core.money import format_fen
+
+_loader = ChoiceLoader([])
+env = Environment(
+    loader=_loader,
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def register_templates(directory: Path) -> None:
+    loader = FileSystemLoader(str(directory))
+    if all(
+        getattr(existing, "searchpath", None) != loader.searchpath for existing in _loader.loaders
+    ):
+        _loader.loaders.append(loader)
+
+
+def _local_time(value: datetime | None, fmt: str = "%m月%d日 %H:%M") -> str:
+    return "" if value is None else to_local(value).strftime(fmt)
+
+
+env.filters["fen"] = format_fen
+env.filters["local"] = _local_time
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """Render ``name`` with the shell's context: the request, locale, current user and translator."""
+    locale = getattr(request.state, "locale", DEFAULT_LOCALE)
+
+    def t(key: str, **params: Any) -> str:
+        return catalog.translate(locale, key, **params)
+
+    full = {
+        "request": request,
+        "locale": locale,
+        "t": t,
+        "user": getattr(request.state, "user", None),
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+        **(context or {}),
+    }
+    html = env.get_template(name).render(full)
+    return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def translator(request: Request) -> Any:
+    locale = getattr(request.state, "locale", DEFAULT_LOCALE)
+    return lambda key, **params: catalog.translate(locale, key, **params)

@@ -1,0 +1,155 @@
+"""The application: every domain's routes, pages and background work assembled into one ASGI app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from linli import catalog, community, identity, live
+from linli.core.config import Settings, get_settings
+from linli.core.errors import install_error_handlers
+from linli.core.i18n import catalog as messages
+from linli.core.i18n import negotiate
+from linli.core.observability import RequestIdMiddleware, configure_logging
+from linli.core.runtime import Runtime
+from linli.core.templating import register_templates
+from linli.core.worker import BackgroundWorker
+from linli.web import pages as web_pages
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent
+DOMAINS = (identity, catalog, community, live)
+ANON_COOKIE = "linli_aid"
+LANG_COOKIE = "linli_lang"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _register_ui() -> None:
+    register_templates(WEB_DIR / "templates")
+    messages.load_dir(WEB_DIR / "locales")
+    for domain in DOMAINS:
+        base = Path(domain.__file__).parent  # type: ignore[arg-type]
+        if (base / "templates").is_dir():
+            register_templates(base / "templates")
+        if (base / "locales").is_dir():
+            messages.load_dir(base / "locales")
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(json=settings.log_json)
+    _register_ui()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or Runtime.from_settings(settings)
+        for domain in DOMAINS:
+            register = getattr(domain, "register_background", None)
+            if register is not None:
+                register(rt)
+        await rt.start()
+        app.state.runtime = rt
+        app.state.worker = None
+        if settings.run_workers_in_app:
+            app.state.worker = BackgroundWorker(rt)
+            app.state.worker.start()
+        try:
+            yield
+        finally:
+            if app.state.worker is not None:
+                await app.state.worker.stop()
+            if runtime is None:
+                await rt.close()
+
+    app = FastAPI(
+        title="Linli 邻里",
+        version="0.1.0",
+        description="Watch → buy → share, in the brand's own private domain.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def shell_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Locale, the anonymous id cookie, and a same-origin check on cookie-authenticated writes."""
+        requested = request.query_params.get("lang")
+        request.state.locale = negotiate(requested or request.cookies.get(LANG_COOKIE))
+        anonymous_id = request.cookies.get(ANON_COOKIE)
+        fresh_anonymous = anonymous_id is None or not (8 <= len(anonymous_id) <= 64)
+        if fresh_anonymous:
+            anonymous_id = secrets.token_urlsafe(16)
+        request.state.anonymous_id = anonymous_id
+        if request.method in UNSAFE_METHODS and not _same_origin(request):
+            return JSONResponse(
+                {"error": "CrossOriginRequest", "detail": "cross-site form posts are refused"},
+                status_code=403,
+            )
+        response = await call_next(request)
+        if fresh_anonymous:
+            response.set_cookie(
+                ANON_COOKIE,
+                anonymous_id,
+                max_age=2 * 365 * 86400,
+                httponly=True,
+                samesite="lax",
+                secure=settings.secure_cookies,
+            )
+        if requested:
+            response.set_cookie(
+                LANG_COOKIE, request.state.locale, max_age=365 * 86400, samesite="lax"
+            )
+        return response
+
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> JSONResponse:
+        """Liveness and database reachability."""
+        rt: Runtime = request.app.state.runtime
+        try:
+            async with rt.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse(
+            {"status": "ok", "database": rt.db.engine.dialect.name, "hub": type(rt.hub).__name__}
+        )
+
+    for domain in DOMAINS:
+        for module_name in ("api", "pages"):
+            module = getattr(domain, module_name, None)
+            if module is None:
+                module = __import__(f"{domain.__name__}.{module_name}", fromlist=["router"])
+            app.include_router(module.router)
+    app.include_router(web_pages.router)
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
+    return app
+
+
+def _same_origin(request: Request) -> bool:
+    """Bearer-token API calls carry no ambient credentials; cookie writes must come from our pages."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return True
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        # Non-browser clients send neither; browsers always send Origin on cross-site POSTs.
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
