@@ -38,9 +38,7 @@ class Product(IdMixin, TimestampMixin, Base):
 class ProductImage(IdMixin, Base):
     __tablename__ = "product_images"
 
-    product_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("products.id", ondelete="CASCADE"), index=True
-    )
+    product_id: Mapped[int] = mapped_column(BigId, ForeignKey("products.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(32))
     width: Mapped[int] = mapped_column(Integer)

@@ -53,9 +53,7 @@ class Membership(Base):
 
     __tablename__ = "memberships"
 
-    user_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     community_id: Mapped[int] = mapped_column(BigId, ForeignKey("communities.id"), index=True)
     source: Mapped[str] = mapped_column(String(16), default="chosen")
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)

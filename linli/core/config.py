@@ -52,9 +52,7 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 60
 
     seed_demo: bool = True
-    log_json: bool = Field(
-        default=False, description="Emit JSON log lines instead of console output"
-    )
+    log_json: bool = Field(default=False, description="Emit JSON log lines instead of console output")
 
     @property
     def is_sqlite(self) -> bool:

@@ -97,9 +97,7 @@ async def run_consumer_once(
         if cursor is None:
             await session.rollback()
             return 0
-        events = await read_events(
-            session, Position(cursor.txid, cursor.event_id), limit=batch_size
-        )
+        events = await read_events(session, Position(cursor.txid, cursor.event_id), limit=batch_size)
         passed = 0
         for event in events:
             if consumer.types is None or event.type in consumer.types:

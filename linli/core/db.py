@@ -85,9 +85,7 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # Take the write lock at BEGIN so concurrent writers queue on busy_timeout instead of
         # failing to upgrade a read transaction (SQLITE_BUSY without retry).
-        event.listen(
-            engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE")
-        )
+        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
 
         @event.listens_for(engine.sync_engine, "connect")
         def _no_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:

@@ -90,22 +90,18 @@ def install_error_handlers(app: Any) -> None:
     def respond(
         request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Response:
-        wants_html = not request.url.path.startswith(
-            "/api/"
-        ) and "text/html" in request.headers.get("accept", "")
+        wants_html = not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+            "accept", ""
+        )
         if wants_html:
             from linli.core.templating import render
 
-            return render(
-                request, "error.html", {"error": body}, status_code=status, headers=headers
-            )
+            return render(request, "error.html", {"error": body}, status_code=status, headers=headers)
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(LinliError)
     async def linli_error(request: Request, exc: LinliError) -> Response:
-        headers = (
-            {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-        )
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
         return respond(request, exc.status_code, exc.to_dict(), headers)
 
     @app.exception_handler(RequestValidationError)

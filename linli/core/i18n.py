@@ -48,9 +48,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 def negotiate(requested: str | None) -> str:
     if requested:
         for locale in LOCALES:
-            if requested.lower() == locale.lower() or requested.lower().startswith(
-                locale[:2].lower()
-            ):
+            if requested.lower() == locale.lower() or requested.lower().startswith(locale[:2].lower()):
                 return locale
     return DEFAULT_LOCALE
 

@@ -27,9 +27,7 @@ async def count_hit(session: AsyncSession, key: str, *, window_seconds: int) -> 
 
     The counter is bumped with a conditional update, atomic on both databases."""
     now = utcnow()
-    window = datetime.fromtimestamp(
-        (int(now.timestamp()) // window_seconds) * window_seconds, tz=now.tzinfo
-    )
+    window = datetime.fromtimestamp((int(now.timestamp()) // window_seconds) * window_seconds, tz=now.tzinfo)
     full_key = f"{key}:{window_seconds}"
     result = await session.execute(
         update(RateCounter)
@@ -40,9 +38,7 @@ async def count_hit(session: AsyncSession, key: str, *, window_seconds: int) -> 
     count = result.scalar_one_or_none()
     if count is None:
         await session.execute(
-            delete(RateCounter).where(
-                RateCounter.key == full_key, RateCounter.window_start != window
-            )
+            delete(RateCounter).where(RateCounter.key == full_key, RateCounter.window_start != window)
         )
         try:
             async with session.begin_nested():
@@ -74,7 +70,5 @@ async def enforce(db: Database, key: str, *, limit: int, window_seconds: int, me
 
 async def peek(session: AsyncSession, key: str, *, window_seconds: int) -> int:
     return (
-        await session.scalar(
-            select(RateCounter.count).where(RateCounter.key == f"{key}:{window_seconds}")
-        )
+        await session.scalar(select(RateCounter.count).where(RateCounter.key == f"{key}:{window_seconds}"))
     ) or 0

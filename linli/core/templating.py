@@ -25,9 +25,7 @@ env = Environment(
 
 def register_templates(directory: Path) -> None:
     loader = FileSystemLoader(str(directory))
-    if all(
-        getattr(existing, "searchpath", None) != loader.searchpath for existing in _loader.loaders
-    ):
+    if all(getattr(existing, "searchpath", None) != loader.searchpath for existing in _loader.loaders):
         _loader.loaders.append(loader)
 
 
@@ -35,6 +33,23 @@ def _local_time(value: datetime | None, fmt: str = "%m月%d日 %H:%M") -> str:
     return "" if value is None else to_local(value).strftime(fmt)
 
 
+class NavItem:
+    def __init__(self, href: str, label: str, order: int) -> None:
+        self.href, self.label, self.order = href, label, order
+
+
+admin_nav: list[NavItem] = []
+
+
+def register_admin_nav(href: str, label: str, order: int = 100) -> None:
+    """Add an entry (``label`` is a message key) to the admin console's side menu."""
+    if any(item.href == href for item in admin_nav):
+        return
+    admin_nav.append(NavItem(href, label, order))
+    admin_nav.sort(key=lambda item: item.order)
+
+
+env.globals["admin_nav"] = admin_nav
 env.filters["fen"] = format_fen
 env.filters["local"] = _local_time
 

@@ -48,9 +48,7 @@ class User(IdMixin, Base):
 class UserRole(IdMixin, Base):
     __tablename__ = "user_roles"
 
-    user_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -78,9 +76,7 @@ class AuthSession(IdMixin, Base):
     __tablename__ = "auth_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

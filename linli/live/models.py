@@ -37,9 +37,7 @@ class LiveSession(IdMixin, TimestampMixin, Base):
     lineup: Mapped[list[LineupItem]] = relationship(
         back_populates="session", lazy="selectin", order_by="LineupItem.position"
     )
-    communities: Mapped[list[SessionCommunity]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan"
-    )
+    communities: Mapped[list[SessionCommunity]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     __table_args__ = (
         CheckConstraint("status IN ('draft', 'scheduled', 'live', 'ended')", name="status_known"),

@@ -109,9 +109,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 secure=settings.secure_cookies,
             )
         if requested:
-            response.set_cookie(
-                LANG_COOKIE, request.state.locale, max_age=365 * 86400, samesite="lax"
-            )
+            response.set_cookie(LANG_COOKIE, request.state.locale, max_age=365 * 86400, samesite="lax")
         return response
 
     app.add_middleware(RequestIdMiddleware)

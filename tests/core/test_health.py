@@ -3,9 +3,7 @@ from __future__ import annotations
 import httpx
 
 
-async def test_healthz_reports_the_database_it_reached(
-    client: httpx.AsyncClient, database_url: str
-) -> None:
+async def test_healthz_reports_the_database_it_reached(client: httpx.AsyncClient, database_url: str) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     body = response.json()

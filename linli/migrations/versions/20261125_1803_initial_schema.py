@@ -70,9 +70,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consumer_failures")),
     )
     with op.batch_alter_table("consumer_failures", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_consumer_failures_consumer"), ["consumer"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_consumer_failures_consumer"), ["consumer"], unique=False)
 
     op.create_table(
         "events",
@@ -165,9 +163,7 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "store_price_fen >= 0", name=op.f("ck_products_store_price_not_negative")
-        ),
+        sa.CheckConstraint("store_price_fen >= 0", name=op.f("ck_products_store_price_not_negative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
     )
     with op.batch_alter_table("products", schema=None) as batch_op:
@@ -308,9 +304,7 @@ def upgrade() -> None:
             "status IN ('draft', 'scheduled', 'live', 'ended')",
             name=op.f("ck_live_sessions_status_known"),
         ),
-        sa.ForeignKeyConstraint(
-            ["host_id"], ["users.id"], name=op.f("fk_live_sessions_host_id_users")
-        ),
+        sa.ForeignKeyConstraint(["host_id"], ["users.id"], name=op.f("fk_live_sessions_host_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_live_sessions")),
     )
     with op.batch_alter_table("live_sessions", schema=None) as batch_op:
@@ -345,9 +339,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_memberships")),
     )
     with op.batch_alter_table("memberships", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_memberships_community_id"), ["community_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_memberships_community_id"), ["community_id"], unique=False)
 
     op.create_table(
         "pickup_points",
@@ -378,15 +370,11 @@ def upgrade() -> None:
             ["communities.id"],
             name=op.f("fk_pickup_points_community_id_communities"),
         ),
-        sa.ForeignKeyConstraint(
-            ["leader_id"], ["users.id"], name=op.f("fk_pickup_points_leader_id_users")
-        ),
+        sa.ForeignKeyConstraint(["leader_id"], ["users.id"], name=op.f("fk_pickup_points_leader_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pickup_points")),
     )
     with op.batch_alter_table("pickup_points", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_pickup_points_community_id"), ["community_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_pickup_points_community_id"), ["community_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_pickup_points_leader_id"), ["leader_id"], unique=False)
 
     op.create_table(
@@ -418,9 +406,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_product_images")),
     )
     with op.batch_alter_table("product_images", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_product_images_product_id"), ["product_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_product_images_product_id"), ["product_id"], unique=False)
 
     op.create_table(
         "user_roles",
@@ -478,12 +464,8 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "live_price_fen >= 0", name=op.f("ck_lineup_items_live_price_not_negative")
-        ),
-        sa.CheckConstraint(
-            "per_user_limit >= 1", name=op.f("ck_lineup_items_per_user_limit_positive")
-        ),
+        sa.CheckConstraint("live_price_fen >= 0", name=op.f("ck_lineup_items_live_price_not_negative")),
+        sa.CheckConstraint("per_user_limit >= 1", name=op.f("ck_lineup_items_per_user_limit_positive")),
         sa.CheckConstraint("reserved + sold <= stock", name=op.f("ck_lineup_items_no_oversell")),
         sa.CheckConstraint(
             "sale_ends_at IS NULL OR sale_starts_at IS NULL OR sale_ends_at > sale_starts_at",
@@ -511,12 +493,8 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("lineup_items", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_lineup_items_product_id"), ["product_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_lineup_items_session_id"), ["session_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_lineup_items_product_id"), ["product_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_lineup_items_session_id"), ["session_id"], unique=False)
 
     op.create_table(
         "live_session_communities",
@@ -541,9 +519,7 @@ def upgrade() -> None:
             name=op.f("fk_live_session_communities_session_id_live_sessions"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "session_id", "community_id", name=op.f("pk_live_session_communities")
-        ),
+        sa.PrimaryKeyConstraint("session_id", "community_id", name=op.f("pk_live_session_communities")),
     )
     # ### end Alembic commands ###
 
