@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from linli.core.config import Settings
 from linli.core.consumers import ConsumerRegistry
@@ -18,6 +19,8 @@ class Runtime:
     hub: Hub
     consumers: ConsumerRegistry = field(default_factory=ConsumerRegistry)
     jobs: JobRegistry = field(default_factory=JobRegistry)
+    # Domain-owned singletons (the login code sender, ...), keyed by the owning domain's name.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
