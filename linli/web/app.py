@@ -45,6 +45,14 @@ def _register_ui() -> None:
             messages.load_dir(base / "locales")
 
 
+def register_background_work(runtime: Runtime) -> None:
+    """Each domain adds its consumers and timer kinds (``register_background(runtime)`` in its package)."""
+    for domain in DOMAINS:
+        register = getattr(domain, "register_background", None)
+        if register is not None:
+            register(runtime)
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(json=settings.log_json)
@@ -53,10 +61,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime.from_settings(settings)
-        for domain in DOMAINS:
-            register = getattr(domain, "register_background", None)
-            if register is not None:
-                register(rt)
+        register_background_work(rt)
         await rt.start()
         app.state.runtime = rt
         app.state.worker = None

@@ -1,0 +1,184 @@
+"""Browser tests: a real app server (uvicorn subprocess, migrated and seeded with the demo brand) driven by
+Debian's Chromium through Playwright. The server runs on SQLite and on PostgreSQL; login codes are read
+from the file sender's outbox, as a person would read their SMS. A failing test leaves a screenshot in
+``test-artifacts/``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.conftest import PG_ADMIN_DSN, _pg_admin, _service_missing
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+DESKTOP_VIEWPORT = {"width": 1366, "height": 900}
+
+
+@dataclass
+class Server:
+    base_url: str
+    var_dir: Path
+    env: dict[str, str]
+
+    def last_code(self, phone: str, *, timeout: float = 5.0) -> str:
+        """The newest login code 'texted' to ``phone``."""
+        outbox = self.var_dir / "sms-outbox.jsonl"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if outbox.exists():
+                codes = [
+                    json.loads(line)["code"]
+                    for line in outbox.read_text().splitlines()
+                    if line.strip() and json.loads(line)["phone"] == phone
+                ]
+                if codes:
+                    return str(codes[-1])
+            time.sleep(0.1)
+        raise AssertionError(f"no code sent to {phone}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _linli(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "linli.cli", *args], env=env, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    var_dir = tmp_path_factory.mktemp(f"browser-{request.param}")
+    pg_name = None
+    if request.param == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{var_dir / 'linli.db'}"
+    else:
+        pg_name = f"linli_browser_{uuid.uuid4().hex[:10]}"
+        try:
+            asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
+        except Exception as exc:
+            _service_missing("PostgreSQL", exc)
+        base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        database_url = f"{base}/{pg_name}"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LINLI_DATABASE_URL": database_url,
+        "LINLI_VAR_DIR": str(var_dir),
+        "LINLI_SECRET_KEY": "browser-test-secret",
+        "LINLI_LOGIN_CODE_SENDER": "file",
+        "LINLI_PORT": str(port),
+    }
+    env.pop("LINLI_REDIS_URL", None)
+    _linli(env, "migrate")
+    _linli(env, "seed-demo")
+    log = (var_dir / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "linli.web.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((var_dir / "server.log").read_text()[-3000:])
+            time.sleep(0.2)
+        yield Server(base_url=base_url, var_dir=var_dir, env=env)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        if pg_name:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing; `make test` installs it (scripts/system-deps.sh browser)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+def _context(browser: Browser, viewport: dict[str, int], locale: str) -> BrowserContext:
+    return browser.new_context(viewport=viewport, locale=locale, device_scale_factor=1)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def phone_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = _context(browser, PHONE_VIEWPORT, "zh-CN")
+    page = context.new_page()
+    yield page
+    _screenshot_on_failure(request, page)
+    context.close()
+
+
+@pytest.fixture
+def desktop_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = _context(browser, DESKTOP_VIEWPORT, "zh-CN")
+    page = context.new_page()
+    yield page
+    _screenshot_on_failure(request, page)
+    context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+def _screenshot_on_failure(request: pytest.FixtureRequest, page: Page) -> None:
+    if request.node.stash.get(_FAILED, False):
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = request.node.nodeid.replace("/", "_").replace(":", "_")
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def login(page: Page, server: Server, phone: str, *, next_path: str = "/") -> None:
+    """Log in through the login page as a person would: request a code, read the SMS, type it."""
+    page.goto(f"{server.base_url}/login?next={next_path}")
+    page.get_by_test_id("login-phone").fill(phone)
+    page.get_by_test_id("login-send-code").click()
+    code = server.last_code(phone)
+    page.get_by_test_id("login-code").fill(code)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_load_state("networkidle")
