@@ -57,8 +57,14 @@ def create_operator(
     """Create an operator account (or grant the operator role to an existing user)."""
     from linli.simulate.demo import grant_operator
 
+    from linli.core.errors import LinliError
+
     settings = get_settings()
-    user_id = asyncio.run(grant_operator(settings, phone, nickname))
+    try:
+        user_id = asyncio.run(grant_operator(settings, phone, nickname))
+    except LinliError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(2) from exc
     console.print(f"[green]✓[/] user {user_id} ({phone}) is an operator; log in at /login with a phone code")
 
 

@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def _service_missing(what: str, exc: BaseException) -> None:
     pytest.skip(f"{what} unreachable: {exc}")
 
 
-async def _pg_admin(sql: str) -> None:
+async def _pg_admin_async(sql: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
@@ -49,6 +50,17 @@ async def _pg_admin(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+_pg_admin = _pg_admin_async
+
+
+def pg_admin(sql: str) -> None:
+    """Run one administrative statement (CREATE/DROP DATABASE) on the PostgreSQL server.
+
+    In a thread of its own, so it works even where an event loop is already running (Playwright)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _pg_admin_async(sql)).result()
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +74,14 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_database_url() -> Iterator[str]:
     name = f"linli_test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        pg_admin(f'CREATE DATABASE "{name}"')
     except Exception as exc:
         _service_missing("PostgreSQL", exc)
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     url = f"{base}/{name}"
     upgrade(url)
     yield url
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

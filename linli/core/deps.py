@@ -18,10 +18,21 @@ def get_runtime(request: Request) -> Runtime:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one transaction, committed by this dependency after the handler returns."""
+    """The request's one transaction, committed by this dependency after the handler returns.
+
+    A second use in the same request (a dependency declared differently) gets the same session: two
+    transactions in one request would deadlock on SQLite, where a transaction holds the write lock."""
+    existing = getattr(request.state, "db_session", None)
+    if existing is not None:
+        yield existing
+        return
     runtime = get_runtime(request)
     async for session in runtime.db.session():
-        yield session
+        request.state.db_session = session
+        try:
+            yield session
+        finally:
+            request.state.db_session = None
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
         worker.poke()

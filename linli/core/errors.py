@@ -60,6 +60,16 @@ class UnsupportedMediaType(LinliError):
     status_code = 415
 
 
+class Redirect(LinliError):
+    """Not a failure: sends the browser elsewhere (a page that needs a login sends it to /login)."""
+
+    status_code = 303
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"see {location}")
+        self.location = location
+
+
 class TooManyRequests(LinliError):
     status_code = 429
 
@@ -83,7 +93,7 @@ def install_error_handlers(app: Any) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse, RedirectResponse, Response
 
     log = logging.getLogger("linli.errors")
 
@@ -101,6 +111,8 @@ def install_error_handlers(app: Any) -> None:
 
     @app.exception_handler(LinliError)
     async def linli_error(request: Request, exc: LinliError) -> Response:
+        if isinstance(exc, Redirect):
+            return RedirectResponse(exc.location, status_code=exc.status_code)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
         return respond(request, exc.status_code, exc.to_dict(), headers)
 

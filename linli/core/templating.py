@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -14,7 +14,8 @@ from linli.core.clock import to_local
 from linli.core.i18n import DEFAULT_LOCALE, catalog
 from linli.core.money import format_fen
 
-_loader = ChoiceLoader([])
+_loaders: list[BaseLoader] = []
+_loader = ChoiceLoader(_loaders)
 env = Environment(
     loader=_loader,
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -25,8 +26,8 @@ env = Environment(
 
 def register_templates(directory: Path) -> None:
     loader = FileSystemLoader(str(directory))
-    if all(getattr(existing, "searchpath", None) != loader.searchpath for existing in _loader.loaders):
-        _loader.loaders.append(loader)
+    if all(getattr(existing, "searchpath", None) != loader.searchpath for existing in _loaders):
+        _loaders.append(loader)
 
 
 def _local_time(value: datetime | None, fmt: str = "%m月%d日 %H:%M") -> str:

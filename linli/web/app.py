@@ -93,8 +93,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         """Locale, the anonymous id cookie, and a same-origin check on cookie-authenticated writes."""
         requested = request.query_params.get("lang")
         request.state.locale = negotiate(requested or request.cookies.get(LANG_COOKIE))
-        anonymous_id = request.cookies.get(ANON_COOKIE)
-        fresh_anonymous = anonymous_id is None or not (8 <= len(anonymous_id) <= 64)
+        anonymous_id = request.cookies.get(ANON_COOKIE) or ""
+        fresh_anonymous = not (8 <= len(anonymous_id) <= 64 and anonymous_id.isascii())
         if fresh_anonymous:
             anonymous_id = secrets.token_urlsafe(16)
         request.state.anonymous_id = anonymous_id

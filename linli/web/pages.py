@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from linli.community import service as community_service
 from linli.core.deps import SessionDep
 from linli.core.templating import register_admin_nav, render
-from linli.identity.deps import OperatorUser, OptionalUser
+from linli.identity.deps import OptionalUser, PageOperator
+from linli.live import service as live_service
 
 router = APIRouter(include_in_schema=False)
 register_admin_nav("/admin", "admin.dashboard", order=0)
@@ -16,9 +18,6 @@ register_admin_nav("/admin", "admin.dashboard", order=0)
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, session: SessionDep, user: OptionalUser) -> HTMLResponse:
     """Live and upcoming sessions for the neighbour's community (every session for visitors)."""
-    from linli.community import service as community_service
-    from linli.live import service as live_service
-
     community = None
     if user is not None:
         community = await community_service.community_of(session, user.id)
@@ -33,8 +32,6 @@ async def home(request: Request, session: SessionDep, user: OptionalUser) -> HTM
 
 
 @router.get("/admin", response_class=HTMLResponse)
-async def admin_home(request: Request, session: SessionDep, user: OperatorUser) -> HTMLResponse:
-    from linli.live import service as live_service
-
+async def admin_home(request: Request, session: SessionDep, user: PageOperator) -> HTMLResponse:
     sessions = await live_service.list_home_sessions(session, None)
     return render(request, "web/admin_home.html", {"sessions": sessions})

@@ -5,7 +5,6 @@ from the file sender's outbox, as a person would read their SMS. A failing test 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -21,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.conftest import PG_ADMIN_DSN, _pg_admin, _service_missing
+from tests.conftest import PG_ADMIN_DSN, _service_missing, pg_admin
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -35,21 +34,23 @@ class Server:
     var_dir: Path
     env: dict[str, str]
 
-    def last_code(self, phone: str, *, timeout: float = 5.0) -> str:
-        """The newest login code 'texted' to ``phone``."""
+    def codes(self, phone: str) -> list[str]:
+        """Every login code 'texted' to ``phone`` so far, oldest first."""
         outbox = self.var_dir / "sms-outbox.jsonl"
+        if not outbox.exists():
+            return []
+        entries = [json.loads(line) for line in outbox.read_text().splitlines() if line.strip()]
+        return [str(e["code"]) for e in entries if e["phone"] == phone]
+
+    def next_code(self, phone: str, *, after: int, timeout: float = 10.0) -> str:
+        """Wait for the code sent after the first ``after`` ones, as a person waits for the SMS."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if outbox.exists():
-                codes = [
-                    json.loads(line)["code"]
-                    for line in outbox.read_text().splitlines()
-                    if line.strip() and json.loads(line)["phone"] == phone
-                ]
-                if codes:
-                    return str(codes[-1])
+            codes = self.codes(phone)
+            if len(codes) > after:
+                return codes[after]
             time.sleep(0.1)
-        raise AssertionError(f"no code sent to {phone}")
+        raise AssertionError(f"no new code sent to {phone}")
 
 
 def _free_port() -> int:
@@ -71,7 +72,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     else:
         pg_name = f"linli_browser_{uuid.uuid4().hex[:10]}"
         try:
-            asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
+            pg_admin(f'CREATE DATABASE "{pg_name}"')
         except Exception as exc:
             _service_missing("PostgreSQL", exc)
         base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -84,6 +85,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "LINLI_SECRET_KEY": "browser-test-secret",
         "LINLI_LOGIN_CODE_SENDER": "file",
         "LINLI_PORT": str(port),
+        # Several tests log the same demo account in within a minute.
+        "LINLI_RATE_CODE_PER_PHONE_PER_MINUTE": "50",
+        "LINLI_RATE_CODE_PER_PHONE_PER_HOUR": "200",
     }
     env.pop("LINLI_REDIS_URL", None)
     _linli(env, "migrate")
@@ -116,7 +120,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             proc.kill()
         log.close()
         if pg_name:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+            pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -176,9 +180,10 @@ def _screenshot_on_failure(request: pytest.FixtureRequest, page: Page) -> None:
 def login(page: Page, server: Server, phone: str, *, next_path: str = "/") -> None:
     """Log in through the login page as a person would: request a code, read the SMS, type it."""
     page.goto(f"{server.base_url}/login?next={next_path}")
-    page.get_by_test_id("login-phone").fill(phone)
-    page.get_by_test_id("login-send-code").click()
-    code = server.last_code(phone)
-    page.get_by_test_id("login-code").fill(code)
+    page.locator("#phone").fill(phone)
+    sent = len(server.codes(phone))
+    page.get_by_test_id("send-code").click()
+    code = server.next_code(phone, after=sent)
+    page.locator("#code").fill(code)
     page.get_by_test_id("login-submit").click()
     page.wait_for_load_state("networkidle")
