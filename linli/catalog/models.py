@@ -24,7 +24,7 @@ class Product(IdMixin, TimestampMixin, Base):
     images: Mapped[list[ProductImage]] = relationship(
         back_populates="product",
         cascade="all, delete-orphan",
-        order_by="ProductImage.position",
+        order_by="[ProductImage.position, ProductImage.id]",
         lazy="selectin",
     )
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from linli.core.clock import utcnow
 from linli.core.db import Base, BigId, IdMixin, TimestampMixin
+from linli.identity.models import User
 
 
 class Store(IdMixin, TimestampMixin, Base):
@@ -34,6 +35,10 @@ class Community(IdMixin, TimestampMixin, Base):
         back_populates="community", lazy="selectin", order_by="PickupPoint.id"
     )
 
+    @property
+    def open_pickup_points(self) -> list[PickupPoint]:
+        return [p for p in self.pickup_points if p.archived_at is None]
+
 
 class PickupPoint(IdMixin, TimestampMixin, Base):
     __tablename__ = "pickup_points"
@@ -46,6 +51,15 @@ class PickupPoint(IdMixin, TimestampMixin, Base):
     archived_at: Mapped[datetime | None]
 
     community: Mapped[Community] = relationship(back_populates="pickup_points", lazy="joined")
+    leader: Mapped[User | None] = relationship(lazy="joined")
+
+    @property
+    def community_name(self) -> str:
+        return self.community.name
+
+    @property
+    def leader_name(self) -> str | None:
+        return self.leader.display_name if self.leader is not None else None
 
 
 class Membership(Base):
