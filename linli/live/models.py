@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from linli.catalog.models import Product
 from linli.core.db import Base, BigId, IdMixin, TimestampMixin
+from linli.identity.models import User
 
 
 class SessionStatus(enum.StrEnum):
@@ -34,6 +35,7 @@ class LiveSession(IdMixin, TimestampMixin, Base):
     ended_at: Mapped[datetime | None]
     archived_at: Mapped[datetime | None]
 
+    host: Mapped[User | None] = relationship(lazy="selectin")
     lineup: Mapped[list[LineupItem]] = relationship(
         back_populates="session", lazy="selectin", order_by="LineupItem.position"
     )
@@ -46,6 +48,11 @@ class LiveSession(IdMixin, TimestampMixin, Base):
     @property
     def cover_url(self) -> str | None:
         return f"/media/{self.cover_path}" if self.cover_path else None
+
+    @property
+    def current_lineup(self) -> list[LineupItem]:
+        """The items on offer, in display order; items archived after sales are left out."""
+        return sorted((i for i in self.lineup if i.archived_at is None), key=lambda i: (i.position, i.id))
 
 
 class SessionCommunity(Base):
