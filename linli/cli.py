@@ -55,9 +55,8 @@ def create_operator(
     nickname: str = typer.Option("运营", help="Display name"),
 ) -> None:
     """Create an operator account (or grant the operator role to an existing user)."""
-    from linli.simulate.demo import grant_operator
-
     from linli.core.errors import LinliError
+    from linli.simulate.demo import grant_operator
 
     settings = get_settings()
     try:

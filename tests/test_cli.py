@@ -112,6 +112,9 @@ def test_create_operator_grants_the_role(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is an operator" in result.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "linli.cli", "create-operator", "12345"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "linli.cli", "create-operator", "12345"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode != 0
