@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Integer, String, Text, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -71,20 +72,27 @@ class ConsumerRegistry:
 
 
 async def _load_cursor(session: AsyncSession, consumer: Consumer) -> ConsumerCursor | None:
-    """The consumer's cursor row, locked for this transaction; None when another process holds it."""
+    """The consumer's cursor row, locked for this transaction; None when another runner holds it.
+
+    A missing row is created here, in this transaction: a runner racing to create it too waits on the
+    primary key, fails, and backs off, so only one of them delivers the first batch."""
+    postgres = session.get_bind().dialect.name == "postgresql"
     query = select(ConsumerCursor).where(ConsumerCursor.name == consumer.name)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    cursor = await session.scalar(query)
+    locked = query.with_for_update(skip_locked=True) if postgres else query
+    cursor = await session.scalar(locked)
     if cursor is not None:
         return cursor
+    if postgres and await session.scalar(
+        select(ConsumerCursor.name).where(ConsumerCursor.name == consumer.name)
+    ):
+        return None  # it exists, and another runner has it locked
     start = Position() if consumer.from_beginning else await latest_position(session)
     cursor = ConsumerCursor(name=consumer.name, txid=start.txid, event_id=start.id, attempts=0)
-    session.add(cursor)
-    await session.flush()
-    if session.get_bind().dialect.name == "postgresql":
-        # Another process may have created it concurrently; retake it locked.
-        return await session.scalar(query)
+    try:
+        async with session.begin_nested():
+            session.add(cursor)
+    except IntegrityError:
+        return None  # another runner created it first
     return cursor
 
 
@@ -98,6 +106,10 @@ async def run_consumer_once(
             await session.rollback()
             return 0
         events = await read_events(session, Position(cursor.txid, cursor.event_id), limit=batch_size)
+        # The cursor row is written once, at the end: touching it per event would make every savepoint
+        # below flush an UPDATE of it first.
+        position = Position(cursor.txid, cursor.event_id)
+        failing_event_id, attempts = cursor.failing_event_id, cursor.attempts
         passed = 0
         for event in events:
             if consumer.types is None or event.type in consumer.types:
@@ -105,7 +117,7 @@ async def run_consumer_once(
                     async with session.begin_nested():
                         await consumer.handler(session, event)
                 except Exception as exc:
-                    attempts = cursor.attempts + 1 if cursor.failing_event_id == event.id else 1
+                    attempts = attempts + 1 if failing_event_id == event.id else 1
                     log.exception(
                         "consumer %s failed on event %s (attempt %s)",
                         consumer.name,
@@ -113,8 +125,7 @@ async def run_consumer_once(
                         attempts,
                     )
                     if attempts < max_attempts:
-                        cursor.failing_event_id = event.id
-                        cursor.attempts = attempts
+                        failing_event_id = event.id
                         break
                     session.add(
                         ConsumerFailure(
@@ -124,10 +135,17 @@ async def run_consumer_once(
                             attempts=attempts,
                         )
                     )
-            cursor.txid, cursor.event_id = event.txid, event.id
-            cursor.failing_event_id = None
-            cursor.attempts = 0
+            position = Position(event.txid, event.id)
+            failing_event_id, attempts = None, 0
             passed += 1
+        if (position.txid, position.id, failing_event_id, attempts) != (
+            cursor.txid,
+            cursor.event_id,
+            cursor.failing_event_id,
+            cursor.attempts,
+        ):
+            cursor.txid, cursor.event_id = position.txid, position.id
+            cursor.failing_event_id, cursor.attempts = failing_event_id, attempts
         await session.commit()
         return passed
 

@@ -3,7 +3,8 @@
 Ordering on PostgreSQL: sequence values are taken before commit, so a reader that went by id alone could
 pass over a slow transaction's event with a lower id. Each event therefore also carries the id of the
 transaction that wrote it (``txid``) and readers go by ``(txid, id)``, reading only transactions older
-than the oldest one still running (``pg_snapshot_xmin``): nothing can later appear behind the cursor.
+than the oldest one of this database still running (``_HORIZON``): nothing can later appear behind the
+cursor. The price is latency, not loss: a long write transaction holds every consumer at its start.
 On SQLite writers are serialised, so ``txid`` is always 0 and ids alone are in commit order.
 """
 
@@ -21,6 +22,30 @@ from linli.core.clock import utcnow
 from linli.core.db import Base, BigId
 
 PG_TXID = "(pg_current_xact_id()::text::bigint)"
+
+# The read horizon on PostgreSQL: every transaction of this database with a lower id has ended, and every
+# one still to write will get a higher id. It is the least of
+# - the statement snapshot's xmax (ids from there on are not yet handed out, or not yet visible);
+# - the reader's own id, if it has one (it locked its cursor row): it must not pass events it appends;
+# - the ids the snapshot sees in progress, except those known to belong to another database, whose
+#   transactions cannot write our tables. ``pg_snapshot_xmin`` alone would count them too, and let one
+#   long transaction anywhere on the server stall every consumer. An id whose backend cannot be seen
+#   (ended since, a prepared transaction, no privilege) counts, so the horizon only ever errs by waiting.
+_HORIZON = text(
+    """(
+    SELECT LEAST(
+        pg_snapshot_xmax(snap)::text::bigint,
+        pg_current_xact_id_if_assigned()::text::bigint,
+        (SELECT min(running::text::bigint)
+           FROM pg_snapshot_xip(snap) AS running
+          WHERE NOT EXISTS (
+                SELECT 1 FROM pg_stat_activity AS backend
+                 WHERE backend.backend_xid::text::bigint = mod(running::text::bigint, 4294967296)
+                   AND backend.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+          ))
+    ) FROM pg_current_snapshot() AS snap
+)"""
+)
 
 
 class Event(Base):
@@ -99,9 +124,8 @@ async def read_events(
     """Committed events after ``after`` in log order, never one that a running transaction may still add
     behind them."""
     query = select(Event).where(tuple_(Event.txid, Event.id) > tuple_(after.txid, after.id))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        horizon = text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        query = query.where(Event.txid < horizon)
+    if _is_postgres(session):
+        query = query.where(Event.txid < _HORIZON)
     if types is not None:
         query = query.where(Event.type.in_(sorted(types)))
     query = query.order_by(Event.txid, Event.id).limit(limit)
@@ -109,5 +133,17 @@ async def read_events(
 
 
 async def latest_position(session: AsyncSession) -> Position:
+    """The end of the log for a reader starting now: behind it only events already committed.
+
+    On PostgreSQL that is the read horizon, not the highest ``(txid, id)``: a transaction still running
+    may yet commit an event with a lower ``txid``, and a reader starting at the highest would pass it.
+    Events committed by transactions newer than the horizon are ahead of it (delivered, not lost)."""
+    if _is_postgres(session):
+        horizon = await session.scalar(select(_HORIZON))
+        return Position(txid=int(horizon or 0), id=0)
     row = (await session.execute(select(func.max(Event.txid), func.max(Event.id)))).one()
     return Position(txid=row[0] or 0, id=row[1] or 0)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

@@ -2,7 +2,8 @@
 
 Each process keeps one upstream subscription per channel however many local subscribers it has, and
 fans messages out to them through bounded queues. A subscriber that falls behind is marked ``lagged`` and
-loses the oldest messages rather than holding the channel back; it should resynchronise.
+loses the oldest messages rather than holding the channel back; it should resynchronise. (A Redis hub
+also marks its subscribers lagged when its connection drops, since Redis pub/sub does not replay.)
 """
 
 from __future__ import annotations
@@ -58,17 +59,33 @@ class LocalFanout:
 
     def __init__(self) -> None:
         self.subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        # Upstream subscriptions under way, so a second local subscriber waits for the first's too.
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
 
     def fan_out(self, channel: str, message: bytes) -> None:
         for subscription in list(self.subscribers.get(channel, ())):
             subscription.deliver(message)
 
     async def subscribe(self, channel: str, *, maxsize: int = 1000) -> Subscription:
+        """A new local subscriber; once this returns, every message published to ``channel`` reaches it."""
         subscription = Subscription(self, channel, maxsize)
         first = not self.subscribers.get(channel)
         self.subscribers[channel].add(subscription)
-        if first:
-            await self._upstream_subscribe(channel)
+        try:
+            if first:
+                pending = asyncio.ensure_future(self._upstream_subscribe(channel))
+                self._subscribing[channel] = pending
+                try:
+                    await asyncio.shield(pending)
+                finally:
+                    if self._subscribing.get(channel) is pending:
+                        del self._subscribing[channel]
+            elif channel in self._subscribing:
+                await asyncio.shield(self._subscribing[channel])
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.unsubscribe(subscription)
+            raise
         return subscription
 
     async def unsubscribe(self, subscription: Subscription) -> None:
@@ -103,15 +120,19 @@ class LocalHub(LocalFanout):
 class RedisHub(LocalFanout):
     """Publishes through Redis; one pub/sub connection per process reads and fans out locally."""
 
+    # How long to wait for Redis to confirm a SUBSCRIBE before carrying on regardless.
+    confirm_timeout = 5.0
+
     def __init__(self, url: str, *, prefix: str = "linli") -> None:
         super().__init__()
         import redis.asyncio as redis
 
         self.prefix = f"{prefix}:hub:"
         self.redis = redis.from_url(url)
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.pubsub = self.redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._confirmations: dict[str, asyncio.Event] = {}
 
     async def start(self) -> None:
         await self.redis.ping()
@@ -131,8 +152,20 @@ class RedisHub(LocalFanout):
         await self.redis.publish(self.prefix + channel, message)
 
     async def _upstream_subscribe(self, channel: str) -> None:
-        await self.pubsub.subscribe(self.prefix + channel)
-        self._ready.set()
+        # SUBSCRIBE and PUBLISH travel on different connections, so Redis may run a publish sent after
+        # subscribe() returned before the SUBSCRIBE itself: wait for its confirmation on the reader.
+        full = self.prefix + channel
+        confirmed = self._confirmations[full] = asyncio.Event()
+        try:
+            await self.pubsub.subscribe(full)
+            self._ready.set()
+            try:
+                await asyncio.wait_for(confirmed.wait(), timeout=self.confirm_timeout)
+            except TimeoutError:
+                log.warning("redis did not confirm the subscription to %s in time", full)
+        finally:
+            if self._confirmations.get(full) is confirmed:
+                del self._confirmations[full]
 
     async def _upstream_unsubscribe(self, channel: str) -> None:
         await self.pubsub.unsubscribe(self.prefix + channel)
@@ -146,14 +179,24 @@ class RedisHub(LocalFanout):
                 raise
             except Exception:
                 log.exception("redis hub read failed; retrying")
+                # Redis does not replay what was published while the connection was down: tell every
+                # local subscriber it may have missed messages, so it resynchronises.
+                for subscriptions in self.subscribers.values():
+                    for subscription in subscriptions:
+                        subscription.lagged = True
                 await asyncio.sleep(0.5)
                 continue
-            if message is None or message.get("type") != "message":
+            if message is None:
                 continue
             channel = message["channel"]
             if isinstance(channel, bytes):
                 channel = channel.decode()
-            self.fan_out(channel.removeprefix(self.prefix), message["data"])
+            if message.get("type") == "subscribe":
+                confirmed = self._confirmations.get(channel)
+                if confirmed is not None:
+                    confirmed.set()
+            elif message.get("type") == "message":
+                self.fan_out(channel.removeprefix(self.prefix), message["data"])
 
 
 def create_hub(redis_url: str | None, *, prefix: str = "linli") -> Hub:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,11 +67,18 @@ async def schedule_job(
     key: str | None = None,
     max_attempts: int = 8,
 ) -> Job:
-    """Schedule ``kind`` to run at ``run_at`` in the caller's transaction; a known ``key`` returns the
-    existing job unchanged."""
+    """Schedule ``kind`` to run at ``run_at`` in the caller's transaction.
+
+    A known ``key`` returns the existing job unchanged (also when a concurrent transaction scheduled it
+    first), unless that job was cancelled: then it is scheduled again with the new time and payload."""
     if key is not None:
         existing = await session.scalar(select(Job).where(Job.key == key))
         if existing is not None:
+            if existing.status == CANCELLED:
+                existing.kind, existing.run_at, existing.payload = kind, run_at, payload or {}
+                existing.status, existing.attempts, existing.max_attempts = PENDING, 0, max_attempts
+                existing.locked_until = existing.last_error = existing.finished_at = None
+                await session.flush()
             return existing
     job = Job(
         kind=kind,
@@ -81,8 +89,20 @@ async def schedule_job(
         attempts=0,
         max_attempts=max_attempts,
     )
-    session.add(job)
-    await session.flush()
+    if key is None:
+        session.add(job)
+        await session.flush()
+        return job
+    try:
+        # The unique key decides a race with another transaction scheduling the same key; the
+        # savepoint keeps the caller's transaction usable when we lose it.
+        async with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        winner = await session.scalar(select(Job).where(Job.key == key))
+        if winner is None:
+            raise
+        return winner
     return job
 
 
@@ -106,13 +126,22 @@ async def _claim(db: Database, now: datetime, lease: timedelta, limit: int) -> l
         query = select(Job).where(due, Job.run_at <= now).order_by(Job.run_at, Job.id).limit(limit)
         if db.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        jobs = list((await session.scalars(query)).all())
-        for job in jobs:
+        claimed = []
+        for job in (await session.scalars(query)).all():
+            if job.status == RUNNING and job.attempts >= job.max_attempts:
+                # Its runners keep dying on it (a poison job): stop taking them down with it.
+                log.error("job %s (%s) lost its runner %s time(s); giving up", job.id, job.kind, job.attempts)
+                job.status = FAILED
+                job.finished_at = now
+                job.locked_until = None
+                job.last_error = f"runner lost {job.attempts} time(s): lease lapsed while running"
+                continue
             job.status = RUNNING
             job.locked_until = now + lease
             job.attempts += 1
+            claimed.append(job)
         await session.commit()
-        return jobs
+        return claimed
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -158,7 +187,7 @@ async def run_due_jobs(
                 job.finished_at = utcnow()
             else:
                 job.status = PENDING
-                job.run_at = utcnow() + _backoff(job.attempts)
+                job.run_at = now + _backoff(job.attempts)
             await session.commit()
     return len(jobs)
 

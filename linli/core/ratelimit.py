@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Integer, String, delete, select, update
+from sqlalchemy import Integer, String, case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -22,12 +22,18 @@ class RateCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-async def count_hit(session: AsyncSession, key: str, *, window_seconds: int) -> tuple[int, int]:
+def _window_start(now: datetime, window_seconds: int) -> datetime:
+    return datetime.fromtimestamp((int(now.timestamp()) // window_seconds) * window_seconds, tz=UTC)
+
+
+async def count_hit(
+    session: AsyncSession, key: str, *, window_seconds: int, now: datetime | None = None
+) -> tuple[int, int]:
     """Count one hit on ``key`` in the current window; returns the window's count and the seconds left.
 
     The counter is bumped with a conditional update, atomic on both databases."""
-    now = utcnow()
-    window = datetime.fromtimestamp((int(now.timestamp()) // window_seconds) * window_seconds, tz=now.tzinfo)
+    now = now or utcnow()
+    window = _window_start(now, window_seconds)
     full_key = f"{key}:{window_seconds}"
     result = await session.execute(
         update(RateCounter)
@@ -45,11 +51,13 @@ async def count_hit(session: AsyncSession, key: str, *, window_seconds: int) -> 
                 session.add(RateCounter(key=full_key, window_start=window, count=1))
             count = 1
         except IntegrityError:
+            # A concurrent hit created the row first (possibly still for the previous window).
+            same_window = RateCounter.window_start == window
             count = (
                 await session.execute(
                     update(RateCounter)
                     .where(RateCounter.key == full_key)
-                    .values(count=RateCounter.count + 1)
+                    .values(count=case((same_window, RateCounter.count + 1), else_=1), window_start=window)
                     .returning(RateCounter.count)
                 )
             ).scalar_one()
@@ -57,18 +65,32 @@ async def count_hit(session: AsyncSession, key: str, *, window_seconds: int) -> 
     return count, max(retry_after, 1)
 
 
-async def enforce(db: Database, key: str, *, limit: int, window_seconds: int, message: str) -> None:
+async def enforce(
+    db: Database,
+    key: str,
+    *,
+    limit: int,
+    window_seconds: int,
+    message: str,
+    now: datetime | None = None,
+) -> None:
     """Count a hit in its own committed transaction, then raise ``TooManyRequests`` past ``limit``.
 
     Its own transaction because the request's may roll back: refused hits must still count."""
     async with db.sessionmaker() as session:
-        count, retry_after = await count_hit(session, key, window_seconds=window_seconds)
+        count, retry_after = await count_hit(session, key, window_seconds=window_seconds, now=now)
         await session.commit()
     if count > limit:
         raise TooManyRequests(message, retry_after=retry_after)
 
 
-async def peek(session: AsyncSession, key: str, *, window_seconds: int) -> int:
+async def peek(session: AsyncSession, key: str, *, window_seconds: int, now: datetime | None = None) -> int:
+    """Hits counted on ``key`` in the current window (an earlier window's count has expired)."""
+    window = _window_start(now or utcnow(), window_seconds)
     return (
-        await session.scalar(select(RateCounter.count).where(RateCounter.key == f"{key}:{window_seconds}"))
+        await session.scalar(
+            select(RateCounter.count).where(
+                RateCounter.key == f"{key}:{window_seconds}", RateCounter.window_start == window
+            )
+        )
     ) or 0

@@ -14,12 +14,19 @@ log = logging.getLogger(__name__)
 
 
 class BackgroundWorker:
+    """Runs every registered consumer and the durable timers until stopped.
+
+    ``stop`` lets the pass in flight finish (a job's completion, a batch's cursor move) before the loops
+    end, so a clean shutdown leaves nothing half-done for the lease or the retry count to clean up."""
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.tasks: list[asyncio.Task[None]] = []
         self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
 
     def start(self) -> None:
+        self.stopping.clear()
         self.tasks = [
             asyncio.create_task(self._consume(), name="linli-consumers"),
             asyncio.create_task(self._timers(), name="linli-timers"),
@@ -29,49 +36,62 @@ class BackgroundWorker:
         """Something was just committed: look sooner than the poll interval."""
         self.wake.set()
 
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
+        """Finish the work in hand (up to ``grace_seconds``), then end the loops."""
+        self.stopping.set()
+        self.wake.set()
+        if self.tasks:
+            _, unfinished = await asyncio.wait(self.tasks, timeout=grace_seconds)
+            for task in unfinished:
+                log.warning("background task %s did not stop in time; cancelling it", task.get_name())
+                task.cancel()
+            for task in unfinished:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.tasks = []
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=seconds)
-        self.wake.clear()
+    async def _sleep(self, seconds: float, *, wake: asyncio.Event | None = None) -> None:
+        waits = [asyncio.ensure_future(self.stopping.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        if wake is not None:
+            wake.clear()
 
     async def _consume(self) -> None:
         settings = self.runtime.settings
-        while True:
+        while not self.stopping.is_set():
             moved = 0
-            try:
-                for consumer in self.runtime.consumers:
+            for consumer in self.runtime.consumers:
+                if self.stopping.is_set():
+                    break
+                try:
                     moved += await run_consumer_once(
                         self.runtime.db,
                         consumer,
                         batch_size=settings.consumer_batch_size,
                         max_attempts=settings.consumer_max_attempts,
                     )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("consumer pass failed")
+                except Exception:
+                    # One consumer's trouble (its database pass failed) must not starve the others.
+                    log.exception("consumer %s pass failed", consumer.name)
             if moved == 0:
-                await self._sleep(settings.consumer_poll_seconds)
+                await self._sleep(settings.consumer_poll_seconds, wake=self.wake)
 
     async def _timers(self) -> None:
         settings = self.runtime.settings
-        while True:
+        while not self.stopping.is_set():
             fired = 0
             try:
                 fired = await run_due_jobs(
                     self.runtime.db, self.runtime.jobs, lease_seconds=settings.job_lease_seconds
                 )
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("timer pass failed")
             if fired == 0:
-                await asyncio.sleep(settings.job_poll_seconds)
+                await self._sleep(settings.job_poll_seconds)
