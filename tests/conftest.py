@@ -27,7 +27,9 @@ from linli.core.db import Base, Database
 from linli.core.hub import LocalHub, RedisHub
 from linli.core.migrate import upgrade
 from linli.core.runtime import Runtime
+from linli.identity.models import Role
 from linli.models import import_all_models
+from tests.factories import Caller, make_user_with_token
 
 PG_ADMIN_DSN = os.environ.get("LINLI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("LINLI_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -104,6 +106,18 @@ async def _truncate(url: str, tables: str) -> None:
     async with db.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await db.dispose()
+
+
+@pytest.fixture
+async def operator(db: Database) -> Caller:
+    user, token = await make_user_with_token(db, roles=(Role.operator,), nickname="运营小王")
+    return Caller(user, token)
+
+
+@pytest.fixture
+async def customer(db: Database) -> Caller:
+    user, token = await make_user_with_token(db, nickname="李姐")
+    return Caller(user, token)
 
 
 @pytest.fixture

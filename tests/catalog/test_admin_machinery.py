@@ -18,8 +18,8 @@ from linli.core.errors import Conflict
 from linli.core.events import Event, record_event
 from linli.identity.deps import require_page_roles
 from linli.identity.models import Role
-from tests.catalog.conftest import Caller
 from tests.catalog.factories import count_rows, make_product
+from tests.factories import Caller
 
 
 async def update_then_refuse(

@@ -13,8 +13,8 @@ from linli.catalog.schemas import ProductCreate
 from linli.catalog.service import create_product
 from linli.core.db import Database
 from linli.core.events import Event
-from tests.catalog.conftest import Caller
 from tests.catalog.factories import count_rows, make_product
+from tests.factories import Caller
 
 ADMIN = "/api/v1/admin/products"
 QINGTUAN = {

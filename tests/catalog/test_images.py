@@ -14,8 +14,8 @@ from linli.catalog.models import Product, ProductImage
 from linli.core.config import Settings
 from linli.core.db import Database
 from linli.core.events import Event
-from tests.catalog.conftest import Caller
 from tests.catalog.factories import count_rows, image_bytes, make_product, png_claiming
+from tests.factories import Caller
 
 ADMIN = "/api/v1/admin/products"
 

@@ -14,8 +14,8 @@ from linli.core.config import Settings
 from linli.core.db import Database
 from linli.core.events import Event
 from linli.identity.tokens import SESSION_COOKIE
-from tests.catalog.conftest import Caller
 from tests.catalog.factories import count_rows, image_bytes, make_product
+from tests.factories import Caller
 
 ORIGIN = {"Origin": "http://testserver"}
 

@@ -13,9 +13,8 @@ from linli.core.db import Database
 from linli.core.events import Event
 from linli.identity.models import Role
 from tests.catalog.factories import count_rows
-from tests.community.conftest import Caller
 from tests.community.factories import make_community, make_pickup_point, make_store
-from tests.factories import make_user
+from tests.factories import Caller, make_user
 
 STORES = "/api/v1/admin/stores"
 COMMUNITIES = "/api/v1/admin/communities"

@@ -12,9 +12,8 @@ from linli.community.schemas import MembershipSource
 from linli.core.db import Database
 from linli.core.events import Event
 from tests.catalog.factories import count_rows
-from tests.community.conftest import Caller
 from tests.community.factories import make_community, make_pickup_point
-from tests.factories import make_user
+from tests.factories import Caller, make_user
 
 
 async def membership_events(db: Database) -> list[Event]:

@@ -16,9 +16,8 @@ from linli.core.events import Event
 from linli.identity.models import Role
 from linli.identity.tokens import SESSION_COOKIE
 from tests.catalog.factories import count_rows
-from tests.community.conftest import Caller
 from tests.community.factories import make_community, make_pickup_point
-from tests.factories import make_user
+from tests.factories import Caller, make_user
 
 ORIGIN = {"Origin": "http://testserver"}
 

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from linli.core.db import Database
 from linli.core.events import Event
 from linli.live.models import LineupItem, SessionStatus
-from tests.live.conftest import Caller, count_rows
+from tests.factories import Caller
+from tests.live.conftest import count_rows
 from tests.live.factories import make_lineup_item, make_product, make_session
 
 API = "/api/v1/admin/sessions"

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from linli.core.db import Database
 from linli.core.events import Event
 from linli.live.models import LiveSession, SessionCommunity, SessionStatus
-from tests.factories import make_user
-from tests.live.conftest import Caller, count_rows
+from tests.factories import Caller, make_user
+from tests.live.conftest import count_rows
 from tests.live.factories import make_community, make_host, make_session
 
 API = "/api/v1/admin/sessions"

@@ -14,7 +14,8 @@ from linli.core.events import Event
 from linli.live import service
 from linli.live.errors import InvalidTransition
 from linli.live.models import LiveSession, SessionStatus
-from tests.live.conftest import Caller, count_rows
+from tests.factories import Caller
+from tests.live.conftest import count_rows
 from tests.live.factories import make_host, make_session
 
 API = "/api/v1/admin/sessions"
