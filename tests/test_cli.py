@@ -118,3 +118,31 @@ def test_create_operator_grants_the_role(tmp_path: Path) -> None:
         text=True,
     )
     assert bad.returncode != 0
+
+
+def test_worker_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    subprocess.run([sys.executable, "-m", "linli.cli", "migrate"], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linli.cli", "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = ""
+        while "worker running" not in line:
+            assert time.monotonic() < deadline, "worker did not start"
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "worker exited early"
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
