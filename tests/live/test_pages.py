@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from linli.core.db import Database
 from linli.live.models import LineupItem, LiveSession, SessionStatus
-from tests.live.conftest import Caller, count_rows
+from tests.factories import Caller
+from tests.live.conftest import count_rows
 from tests.live.factories import make_community, make_host, make_lineup_item, make_product, make_session
 
 PAGES = "/admin/sessions"
