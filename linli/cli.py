@@ -102,6 +102,8 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
+        # Room frames go out pre-serialised to thousands of sockets: no per-connection compressor.
+        ws_per_message_deflate=False,
         log_config=None,
     )
 

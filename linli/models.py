@@ -11,4 +11,6 @@ def import_all_models() -> None:
     import linli.core.jobs
     import linli.core.ratelimit
     import linli.identity.models
-    import linli.live.models  # noqa: F401
+    import linli.live.models
+    import linli.orders.models
+    import linli.orders.payments.models  # noqa: F401

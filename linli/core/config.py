@@ -17,6 +17,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Where outside parties (a payment processor's notifications) reach this app.
+    public_base_url: str = "http://127.0.0.1:8000"
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'linli.db'}"
     redis_url: str | None = None
     redis_prefix: str = "linli"
@@ -42,6 +44,9 @@ class Settings(BaseSettings):
     # uploads
     max_image_bytes: int = 5 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+
+    # orders: how long an unpaid order holds its units
+    order_reservation_minutes: int = Field(default=10, ge=1, le=24 * 60)
 
     # background work
     run_workers_in_app: bool = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linli import catalog, community, identity, live
+from linli import catalog, community, identity, live, orders
 from linli.core.config import Settings, get_settings
 from linli.core.errors import install_error_handlers
 from linli.core.i18n import catalog as messages
@@ -28,7 +29,7 @@ from linli.web import pages as web_pages
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent
-DOMAINS = (identity, catalog, community, live)
+DOMAINS = (identity, catalog, community, live, orders)
 ANON_COOKIE = "linli_aid"
 LANG_COOKIE = "linli_lang"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -73,6 +74,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         finally:
             if app.state.worker is not None:
                 await app.state.worker.stop()
+            for domain in DOMAINS:
+                shutdown = getattr(domain, "shutdown_background", None)
+                if shutdown is not None:
+                    await shutdown(rt)
             if runtime is None:
                 await rt.close()
 
@@ -86,37 +91,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def shell_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Locale, the anonymous id cookie, and a same-origin check on cookie-authenticated writes."""
-        requested = request.query_params.get("lang")
-        request.state.locale = negotiate(requested or request.cookies.get(LANG_COOKIE))
-        anonymous_id = request.cookies.get(ANON_COOKIE) or ""
-        fresh_anonymous = not (8 <= len(anonymous_id) <= 64 and anonymous_id.isascii())
-        if fresh_anonymous:
-            anonymous_id = secrets.token_urlsafe(16)
-        request.state.anonymous_id = anonymous_id
-        if request.method in UNSAFE_METHODS and not _same_origin(request):
-            return JSONResponse(
-                {"error": "CrossOriginRequest", "detail": "cross-site form posts are refused"},
-                status_code=403,
-            )
-        response = await call_next(request)
-        if fresh_anonymous:
-            response.set_cookie(
-                ANON_COOKIE,
-                anonymous_id,
-                max_age=2 * 365 * 86400,
-                httponly=True,
-                samesite="lax",
-                secure=settings.secure_cookies,
-            )
-        if requested:
-            response.set_cookie(LANG_COOKIE, request.state.locale, max_age=365 * 86400, samesite="lax")
-        return response
-
+    app.add_middleware(ShellContextMiddleware, secure_cookies=settings.secure_cookies)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"])
@@ -145,6 +120,61 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
     return app
+
+
+class ShellContextMiddleware:
+    """Locale, the anonymous id cookie, and a same-origin check on cookie-authenticated writes.
+
+    Plain ASGI rather than ``@app.middleware("http")``: the decorator form runs every request through an
+    extra task and stream, which costs real CPU on hot paths such as posting a comment."""
+
+    def __init__(self, app: ASGIApp, *, secure_cookies: bool) -> None:
+        self.app = app
+        self.secure_cookies = secure_cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        requested = request.query_params.get("lang")
+        locale = negotiate(requested or request.cookies.get(LANG_COOKIE))
+        anonymous_id = request.cookies.get(ANON_COOKIE) or ""
+        fresh_anonymous = not (8 <= len(anonymous_id) <= 64 and anonymous_id.isascii())
+        if fresh_anonymous:
+            anonymous_id = secrets.token_urlsafe(16)
+        request.state.locale = locale
+        request.state.anonymous_id = anonymous_id
+        if request.method in UNSAFE_METHODS and not _same_origin(request):
+            refusal = JSONResponse(
+                {"error": "CrossOriginRequest", "detail": "cross-site form posts are refused"},
+                status_code=403,
+            )
+            await refusal(scope, receive, send)
+            return
+        cookies = Response()
+        if fresh_anonymous:
+            cookies.set_cookie(
+                ANON_COOKIE,
+                anonymous_id,
+                max_age=2 * 365 * 86400,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure_cookies,
+            )
+        if requested:
+            cookies.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax")
+        extra = [(k, v) for k, v in cookies.raw_headers if k == b"set-cookie"]
+        if not extra:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookies)
 
 
 def _same_origin(request: Request) -> bool:

@@ -1,0 +1,154 @@
+"""JSON routes: neighbours check out and follow their own orders; operators search orders and refund."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query
+
+from linli.core.deps import SessionDep, SettingsDep
+from linli.identity.deps import CurrentUser, OperatorUser
+from linli.orders import service
+from linli.orders.models import OrderStatus
+from linli.orders.payments import api as payments_api
+from linli.orders.schemas import (
+    MAX_QUANTITY,
+    OrderAdminPage,
+    OrderAdminRead,
+    OrderCreate,
+    OrderDetail,
+    OrderPage,
+    OrderRead,
+    QuoteRead,
+    RefundRequest,
+)
+
+router = APIRouter()
+mine = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+admin = APIRouter(prefix="/api/v1/admin/orders", tags=["orders (operators)"])
+
+OrderId = Annotated[int, Path(ge=1, le=2**62)]
+Page = Annotated[int, Query(ge=1, le=100_000)]
+PerPage = Annotated[int, Query(ge=1, le=100)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Any unique string per order (a UUID): a retry with the same key returns the same order",
+    ),
+]
+
+
+@mine.get("/quote", response_model=QuoteRead)
+async def quote(
+    session: SessionDep,
+    user: CurrentUser,
+    session_id: Annotated[int, Query(ge=1, le=2**62)],
+    lineup_item_id: Annotated[int, Query(ge=1, le=2**62)],
+    quantity: Annotated[int, Query(ge=1, le=MAX_QUANTITY)] = 1,
+) -> QuoteRead:
+    """The price breakdown the checkout sheet shows, and how many units the neighbour may still take."""
+    result = await service.quote(session, user, session_id, lineup_item_id, quantity)
+    return QuoteRead(**asdict(result), saving_fen=result.saving_fen, max_quantity=result.max_quantity)
+
+
+@mine.post("", response_model=OrderRead, status_code=201)
+async def create_order(
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    data: OrderCreate,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderRead:
+    """Place an order at the live price; its units are held for a few minutes until it is paid.
+    Send an ``Idempotency-Key`` header so a retried request cannot order twice."""
+    order = await service.create_order(
+        session,
+        user,
+        data,
+        idempotency_key=idempotency_key,
+        reservation_minutes=settings.order_reservation_minutes,
+    )
+    return OrderRead.of(order)
+
+
+@mine.get("", response_model=OrderPage)
+async def list_orders(
+    session: SessionDep,
+    user: CurrentUser,
+    status: OrderStatus | None = None,
+    page: Page = 1,
+    per_page: PerPage = 20,
+) -> OrderPage:
+    """The caller's own orders, newest first."""
+    result = await service.list_my_orders(session, user.id, status=status, page=page, per_page=per_page)
+    return OrderPage(
+        items=[OrderRead.of(o) for o in result.items],
+        total=result.total,
+        page=result.page,
+        per_page=result.per_page,
+    )
+
+
+@mine.get("/{order_id}", response_model=OrderDetail)
+async def get_order(session: SessionDep, user: CurrentUser, order_id: OrderId) -> OrderDetail:
+    """One of the caller's orders with its status timeline (404 for anyone else's)."""
+    order = await service.get_order_of(session, order_id, user.id)
+    return OrderDetail.with_timeline(order, await service.order_timeline(session, order.id))
+
+
+@mine.post("/{order_id}/cancel", response_model=OrderRead)
+async def cancel_order(session: SessionDep, user: CurrentUser, order_id: OrderId) -> OrderRead:
+    """Cancel an unpaid order; its units go back on sale at once."""
+    return OrderRead.of(await service.cancel_order(session, order_id, user=user))
+
+
+@mine.post("/{order_id}/refund-request", response_model=OrderRead)
+async def request_refund(
+    session: SessionDep, user: CurrentUser, order_id: OrderId, data: RefundRequest | None = None
+) -> OrderRead:
+    """Ask for a paid order's money back; an operator approves it."""
+    reason = data.reason if data is not None else ""
+    return OrderRead.of(await service.request_refund(session, order_id, user=user, reason=reason))
+
+
+@admin.get("", response_model=OrderAdminPage)
+async def search_orders(
+    session: SessionDep,
+    operator: OperatorUser,
+    q: Annotated[str | None, Query(max_length=60, description="Order number, phone or product name")] = None,
+    status: OrderStatus | None = None,
+    session_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    page: Page = 1,
+    per_page: PerPage = 20,
+) -> OrderAdminPage:
+    result = await service.search_orders(
+        session, q=q, status=status, session_id=session_id, page=page, per_page=per_page
+    )
+    return OrderAdminPage(
+        items=[OrderAdminRead.of(o) for o in result.items],
+        total=result.total,
+        page=result.page,
+        per_page=result.per_page,
+    )
+
+
+@admin.get("/{order_id}", response_model=OrderAdminRead)
+async def get_order_admin(session: SessionDep, operator: OperatorUser, order_id: OrderId) -> OrderAdminRead:
+    return OrderAdminRead.of(await service.get_order(session, order_id))
+
+
+@admin.post("/{order_id}/refund", response_model=OrderAdminRead)
+async def refund_order(
+    session: SessionDep, operator: OperatorUser, order_id: OrderId, data: RefundRequest | None = None
+) -> OrderAdminRead:
+    """Approve a refund: the payment's provider is asked to return the money (at once when there is none)."""
+    reason = data.reason if data is not None else ""
+    return OrderAdminRead.of(await service.approve_refund(session, order_id, actor=operator, reason=reason))
+
+
+router.include_router(mine)
+router.include_router(admin)
+router.include_router(payments_api.router)

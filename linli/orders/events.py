@@ -1,0 +1,11 @@
+"""Event types the orders domain appends to the log (each in the transaction of its change)."""
+
+from __future__ import annotations
+
+ORDER_CREATED = "order.created"
+ORDER_CANCELLED = "order.cancelled"
+ORDER_EXPIRED = "order.expired"
+ORDER_PAID = "order.paid"
+ORDER_REFUND_REQUESTED = "order.refund_requested"
+ORDER_REFUNDED = "order.refunded"
+ORDER_COMPLETED = "order.completed"

@@ -1,0 +1,156 @@
+"""JSON routes: a neighbour starts paying their order; providers post their notifications; the sandbox
+processor's cashier has a JSON twin for clients and the simulator."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from starlette.responses import JSONResponse, Response
+
+from linli.core.clock import utcnow
+from linli.core.deps import RuntimeDep, SessionDep
+from linli.core.errors import BadRequest, LinliError, PayloadTooLarge
+from linli.identity.deps import CurrentUser, client_address
+from linli.orders import service as orders
+from linli.orders.payments import service
+from linli.orders.payments.errors import PaymentNotFound
+from linli.orders.payments.providers import (
+    get_provider,
+    notify_url,
+    payment_settings,
+    sandbox_cashier_action,
+)
+from linli.orders.payments.providers.base import Scene
+from linli.orders.payments.providers.sandbox import NAME as SANDBOX
+from linli.orders.payments.schemas import (
+    NotificationAck,
+    PaymentCreate,
+    PaymentRead,
+    SandboxAction,
+    SandboxActionRead,
+    SandboxResult,
+)
+
+router = APIRouter()
+order_payments = APIRouter(prefix="/api/v1/orders", tags=["payments"])
+payments = APIRouter(prefix="/api/v1/payments", tags=["payments"])
+
+OrderId = Annotated[int, Path(ge=1, le=2**62)]
+OutTradeNo = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+ProviderName = Annotated[str, Path(min_length=1, max_length=16)]
+# Notifications are a few KB; anything far larger is not one.
+MAX_NOTIFICATION_BYTES = 64 * 1024
+
+
+@order_payments.post("/{order_id}/payments", response_model=PaymentRead, status_code=201)
+async def create_payment(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    order_id: OrderId,
+    data: PaymentCreate,
+) -> PaymentRead:
+    """Start (or resume) paying your order. Answers what the client does next in ``checkout``.
+
+    The same order, provider and scene reuse one payment, so a retry never opens a second one."""
+    provider = get_provider(runtime, data.provider)
+    scene = data.scene or _default_scene(provider.scenes, data.payer_openid)
+    if scene not in provider.scenes:
+        raise BadRequest(f"{provider.name} does not offer the {scene.value} scene")
+    order = await orders.get_payable_order(session, order_id, user_id=user.id, now=utcnow())
+    payment = await service.open_payment(session, order, provider=provider, scene=scene)
+    if payment.checkout is not None:
+        return PaymentRead.of(payment)
+    request_to_provider = service.payment_order(
+        payment,
+        order,
+        notify_url=notify_url(runtime, provider.name),
+        payer_openid=data.payer_openid,
+        payer_ip=client_address(request),
+    )
+    payment_id = payment.id
+    # The provider is another party: commit the payment first (a retry reuses its out_trade_no) and hold
+    # no transaction — nor, on SQLite, the write lock — while waiting for it.
+    await session.commit()
+    checkout = await provider.create_payment(request_to_provider)
+    return PaymentRead.of(await service.attach_checkout(session, payment_id, checkout))
+
+
+def _default_scene(scenes: frozenset[Scene], payer_openid: str | None) -> Scene:
+    """Inside WeChat (an openid is known) JSAPI; elsewhere the provider's page (cashier, H5)."""
+    if payer_openid and Scene.jsapi in scenes:
+        return Scene.jsapi
+    for scene in (Scene.cashier, Scene.h5, Scene.jsapi):
+        if scene in scenes:
+            return scene
+    raise BadRequest("this provider offers no way to pay here")
+
+
+@order_payments.get("/{order_id}/payments", response_model=list[PaymentRead])
+async def list_payments(session: SessionDep, user: CurrentUser, order_id: OrderId) -> list[PaymentRead]:
+    """Your order's payments, oldest first."""
+    order = await orders.get_order_of(session, order_id, user.id)
+    return [PaymentRead.of(p) for p in await service.payments_of_order(session, order.id)]
+
+
+@payments.post(
+    "/notify/{provider_name}",
+    response_model=NotificationAck,
+    responses={
+        401: {"description": "Signature, signing key or timestamp check failed (code FAIL)"},
+        404: {"description": "No such provider, or a payment we never created (code FAIL)"},
+        409: {"description": "The amount does not match the payment (code FAIL)"},
+    },
+)
+async def receive_notification(
+    request: Request, session: SessionDep, runtime: RuntimeDep, provider_name: ProviderName
+) -> Response:
+    """A provider tells us about a payment or refund. Verified before anything else; answered 200 only
+    after the change is committed (the session dependency commits before the response goes out), so the
+    sender retries whenever we could not keep it."""
+    provider = get_provider(runtime, provider_name)
+    body = await request.body()
+    if len(body) > MAX_NOTIFICATION_BYTES:
+        return _refuse(PayloadTooLarge("a notification is not this large"))
+    receipt = await service.receive_notification(
+        session,
+        provider,
+        headers=request.headers,
+        body=body,
+        refund_max_attempts=payment_settings(runtime).refund_max_attempts,
+    )
+    if receipt.error is not None:
+        return _refuse(receipt.error)
+    return JSONResponse(NotificationAck().model_dump())
+
+
+def _refuse(error: LinliError) -> Response:
+    """Our error shape, plus the ``code``/``message`` a provider reads (WeChat Pay: FAIL → it retries).
+    Returned rather than raised, so the record of the refusal is committed with the answer."""
+    body = {**error.to_dict(), "code": "FAIL", "message": error.message}
+    return JSONResponse(body, status_code=error.status_code)
+
+
+@payments.post("/sandbox/{out_trade_no}", response_model=SandboxActionRead, status_code=202)
+async def sandbox_cashier(
+    session: SessionDep, runtime: RuntimeDep, user: CurrentUser, out_trade_no: OutTradeNo, data: SandboxAction
+) -> SandboxActionRead:
+    """The sandbox cashier's buttons as JSON: pay (or fail) your sandbox payment. The sandbox processor
+    then notifies us as a real one would: late, signed, retried, sometimes twice or out of order."""
+    payment = await service.get_payment_for_user(session, out_trade_no, user_id=user.id)
+    if payment.provider != SANDBOX or payment.scene != Scene.cashier.value:
+        raise PaymentNotFound("no such sandbox payment")
+    accepted = await sandbox_cashier_action(
+        runtime,
+        session,
+        out_trade_no=payment.out_trade_no,
+        amount_fen=payment.amount_fen,
+        succeed=data.result is SandboxResult.succeeded,
+    )
+    return SandboxActionRead(out_trade_no=payment.out_trade_no, result=data.result, accepted=accepted)
+
+
+router.include_router(order_payments)
+router.include_router(payments)

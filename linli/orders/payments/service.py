@@ -1,0 +1,689 @@
+"""The payments verbs: open a payment, take a provider's notification, start and settle refunds.
+
+Every change is a conditional update the database decides (a payment leaves ``created``/``failed`` for
+``succeeded`` once; refunds never pass what was paid, also a CHECK constraint), so notifications are
+safe in any order and any number: the first success for the right amount marks the order paid, every
+later one is a duplicate, a late "failed" or "pending" is stale. Nothing here talks to a provider:
+callers do that outside the transaction (the API before and after, jobs after committing)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from linli.core.clock import utcnow
+from linli.core.errors import LinliError
+from linli.core.events import Subjects, record_event
+from linli.core.jobs import schedule_job
+from linli.orders import errors as order_errors
+from linli.orders import service as orders
+from linli.orders.models import Order
+from linli.orders.payments import events
+from linli.orders.payments.errors import (
+    NothingToRefund,
+    NotificationAmountMismatch,
+    PaymentNotFound,
+    UnknownPaymentReference,
+)
+from linli.orders.payments.models import (
+    NotificationOutcome,
+    Payment,
+    PaymentNotification,
+    PaymentStatus,
+    Refund,
+    RefundCause,
+    RefundStatus,
+)
+from linli.orders.payments.providers.base import (
+    Checkout,
+    Notification,
+    NotificationKind,
+    PaymentOrder,
+    PaymentProvider,
+    RefundOrder,
+    RefundResult,
+    ReportedStatus,
+    Scene,
+)
+
+log = logging.getLogger("linli.payments")
+
+REFUND_JOB = "payments.refund"
+OPEN_STATUSES = (PaymentStatus.created.value, PaymentStatus.failed.value)
+
+
+def new_out_trade_no() -> str:
+    """Our id for a payment at the provider: 32 characters at most, letters and digits."""
+    return "LP" + utcnow().strftime("%Y%m%d%H%M%S") + secrets.token_hex(8)
+
+
+def new_out_refund_no() -> str:
+    return "LR" + utcnow().strftime("%Y%m%d%H%M%S") + secrets.token_hex(8)
+
+
+# --- opening a payment --------------------------------------------------------------------------------
+
+
+async def open_payment(
+    session: AsyncSession, order: Order, *, provider: PaymentProvider, scene: Scene
+) -> Payment:
+    """The order's open payment with ``provider`` in ``scene``, created (with ``payment.created``) if none.
+
+    One open payment per order, provider and scene (a unique partial index), so retries and parallel
+    taps reuse one ``out_trade_no`` and the provider sees one payment."""
+    existing = await _open_payment_of(session, order.id, provider.name, scene)
+    if existing is not None:
+        return existing
+    payment = Payment(
+        order_id=order.id,
+        user_id=order.user_id,
+        provider=provider.name,
+        scene=scene.value,
+        out_trade_no=new_out_trade_no(),
+        amount_fen=order.total_fen,
+        status=PaymentStatus.created.value,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(payment)
+    except IntegrityError:
+        winner = await _open_payment_of(session, order.id, provider.name, scene)
+        if winner is None:
+            raise
+        return winner
+    record_event(
+        session,
+        events.PAYMENT_CREATED,
+        actor_id=order.user_id,
+        subjects=Subjects(user_id=order.user_id, order_id=order.id, session_id=order.session_id),
+        payload={
+            "payment_id": payment.id,
+            "provider": payment.provider,
+            "scene": payment.scene,
+            "out_trade_no": payment.out_trade_no,
+            "amount_fen": payment.amount_fen,
+        },
+    )
+    await session.flush()
+    return payment
+
+
+async def _open_payment_of(
+    session: AsyncSession, order_id: int, provider: str, scene: Scene
+) -> Payment | None:
+    query = select(Payment).where(
+        Payment.order_id == order_id,
+        Payment.provider == provider,
+        Payment.scene == scene.value,
+        Payment.status.in_(OPEN_STATUSES),
+    )
+    return await session.scalar(query.order_by(Payment.id.desc()).limit(1))
+
+
+def payment_order(
+    payment: Payment,
+    order: Order,
+    *,
+    notify_url: str,
+    payer_openid: str | None = None,
+    payer_ip: str | None = None,
+) -> PaymentOrder:
+    """What the provider is told about the payment (outside the transaction, so plain values only)."""
+    names = [line.product_name for line in order.lines]
+    description = names[0] if len(names) == 1 else f"{names[0]} 等{len(names)}件" if names else "邻里订单"
+    return PaymentOrder(
+        out_trade_no=payment.out_trade_no,
+        amount_fen=payment.amount_fen,
+        description=f"{description} · 订单{order.id}",
+        scene=Scene(payment.scene),
+        notify_url=notify_url,
+        expires_at=order.reserved_until,
+        payer_openid=payer_openid,
+        payer_ip=payer_ip,
+    )
+
+
+async def attach_checkout(session: AsyncSession, payment_id: int, checkout: Checkout) -> Payment:
+    """Keep what the client needs to pay, so a retry of the same payment returns it again."""
+    payment = await session.get(Payment, payment_id)
+    if payment is None:
+        raise PaymentNotFound("no such payment")
+    payment.checkout = checkout.as_dict()
+    await session.flush()
+    return payment
+
+
+async def get_payment_for_user(session: AsyncSession, out_trade_no: str, *, user_id: int) -> Payment:
+    payment = await session.scalar(select(Payment).where(Payment.out_trade_no == out_trade_no))
+    if payment is None or payment.user_id != user_id:
+        raise PaymentNotFound("no such payment")
+    return payment
+
+
+async def payments_of_order(session: AsyncSession, order_id: int) -> list[Payment]:
+    query = select(Payment).where(Payment.order_id == order_id).order_by(Payment.id)
+    return list((await session.scalars(query)).all())
+
+
+# --- notifications ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What became of a notification, and the error to answer with when the sender must not stop."""
+
+    outcome: NotificationOutcome
+    error: LinliError | None = None
+    duplicate: bool = False
+
+
+async def receive_notification(
+    session: AsyncSession,
+    provider: PaymentProvider,
+    *,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime | None = None,
+    refund_max_attempts: int = 12,
+) -> Receipt:
+    """Verify, record and apply one notification; flushes, the caller commits before acknowledging.
+
+    Verification comes first: a notification whose signature, key or timestamp fails changes nothing but
+    its own rejection record (which never takes a notification id). A verified one is recorded under its
+    id (the unique key makes a repeat a duplicate, answered as the first was), then applied."""
+    now = now or utcnow()
+    try:
+        note = provider.verify_notification(headers, body, now=now)
+    except LinliError as exc:
+        claimed = provider.claimed_id(headers, body)
+        session.add(
+            PaymentNotification(
+                provider=provider.name,
+                claimed_id=claimed,
+                received_at=now,
+                verified=False,
+                outcome=NotificationOutcome.rejected.value,
+                detail=exc.message[:500],
+            )
+        )
+        record_event(
+            session,
+            events.NOTIFICATION_REJECTED,
+            payload={
+                "provider": provider.name,
+                "reason": exc.name,
+                "detail": exc.message,
+                "claimed_id": claimed,
+            },
+        )
+        log.warning("rejected a %s notification (%s): %s", provider.name, exc.name, exc.message)
+        await session.flush()
+        return Receipt(NotificationOutcome.rejected, exc)
+
+    record = PaymentNotification(
+        provider=provider.name,
+        notification_id=note.notification_id[:64],
+        claimed_id=note.notification_id[:64],
+        received_at=now,
+        verified=True,
+        outcome=NotificationOutcome.unknown.value,
+        kind=note.kind.value,
+        status=note.status.value,
+        out_trade_no=note.out_trade_no[:32],
+        provider_ref=(note.refund_ref or note.provider_ref or "")[:64] or None,
+        amount_fen=note.amount_fen,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(record)
+    except IntegrityError:
+        # Seen before (on PostgreSQL a concurrent copy waited for the first to commit): answer the same.
+        first = await session.scalar(
+            select(PaymentNotification).where(
+                PaymentNotification.provider == provider.name,
+                PaymentNotification.notification_id == note.notification_id[:64],
+            )
+        )
+        if first is None:
+            raise
+        outcome = NotificationOutcome(first.outcome)
+        return Receipt(outcome, _error_for(outcome, first.detail), duplicate=True)
+
+    if note.kind is NotificationKind.refund:
+        outcome, detail = await _apply_refund_notification(session, provider, note, now)
+    else:
+        outcome, detail = await _apply_payment_notification(
+            session, provider, note, record, now, refund_max_attempts=refund_max_attempts
+        )
+    record.outcome = outcome.value
+    record.detail = detail[:500]
+    await session.flush()
+    return Receipt(outcome, _error_for(outcome, detail))
+
+
+def _error_for(outcome: NotificationOutcome, detail: str) -> LinliError | None:
+    if outcome is NotificationOutcome.amount_mismatch:
+        return NotificationAmountMismatch(detail or "the amount does not match the payment")
+    if outcome is NotificationOutcome.unknown:
+        return UnknownPaymentReference(detail or "no such payment or refund here")
+    return None
+
+
+async def _apply_payment_notification(
+    session: AsyncSession,
+    provider: PaymentProvider,
+    note: Notification,
+    record: PaymentNotification,
+    now: datetime,
+    *,
+    refund_max_attempts: int,
+) -> tuple[NotificationOutcome, str]:
+    payment = await session.scalar(
+        select(Payment).where(Payment.out_trade_no == note.out_trade_no, Payment.provider == provider.name)
+    )
+    if payment is None:
+        return NotificationOutcome.unknown, f"no {provider.name} payment {note.out_trade_no[:32]!r}"
+    record.payment_id = payment.id
+    subjects = Subjects(user_id=payment.user_id, order_id=payment.order_id)
+
+    if note.status is ReportedStatus.pending:
+        return NotificationOutcome.stale, f"reported pending while the payment is {payment.status}"
+
+    if note.status is ReportedStatus.failed:
+        failed = await session.execute(
+            update(Payment)
+            .where(Payment.id == payment.id, Payment.status == PaymentStatus.created.value)
+            .values(status=PaymentStatus.failed.value, failed_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not failed.rowcount:  # type: ignore[attr-defined]
+            return NotificationOutcome.stale, f"reported failed while the payment is {payment.status}"
+        record_event(
+            session,
+            events.PAYMENT_FAILED,
+            subjects=subjects,
+            payload={
+                "payment_id": payment.id,
+                "provider": payment.provider,
+                "out_trade_no": payment.out_trade_no,
+            },
+        )
+        await session.refresh(payment)
+        return NotificationOutcome.applied, "payment failed"
+
+    if note.amount_fen != payment.amount_fen:
+        detail = f"paid {note.amount_fen} fen for a payment of {payment.amount_fen} fen"
+        log.error(
+            "amount mismatch on %s payment %s (%s): %s",
+            provider.name,
+            payment.out_trade_no,
+            note.provider_ref,
+            detail,
+        )
+        record_event(
+            session,
+            events.NOTIFICATION_REJECTED,
+            subjects=subjects,
+            payload={
+                "provider": provider.name,
+                "reason": "AmountMismatch",
+                "detail": detail,
+                "payment_id": payment.id,
+                "notification_id": note.notification_id,
+                "amount_fen": note.amount_fen,
+                "expected_fen": payment.amount_fen,
+            },
+        )
+        return NotificationOutcome.amount_mismatch, detail
+
+    succeeded = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status.in_(OPEN_STATUSES))
+        .values(
+            status=PaymentStatus.succeeded.value,
+            provider_ref=note.provider_ref,
+            succeeded_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not succeeded.rowcount:  # type: ignore[attr-defined]
+        if payment.provider_ref and note.provider_ref and payment.provider_ref != note.provider_ref:
+            log.error(
+                "%s reports a second transaction %s for payment %s (kept %s)",
+                provider.name,
+                note.provider_ref,
+                payment.out_trade_no,
+                payment.provider_ref,
+            )
+        return NotificationOutcome.duplicate, f"the payment is already {payment.status}"
+    await session.refresh(payment)
+    record_event(
+        session,
+        events.PAYMENT_SUCCEEDED,
+        subjects=subjects,
+        payload={
+            "payment_id": payment.id,
+            "provider": payment.provider,
+            "out_trade_no": payment.out_trade_no,
+            "provider_ref": payment.provider_ref,
+            "amount_fen": payment.amount_fen,
+        },
+    )
+    return await _settle_order(session, payment, now=now, refund_max_attempts=refund_max_attempts)
+
+
+async def _settle_order(
+    session: AsyncSession, payment: Payment, *, now: datetime, refund_max_attempts: int
+) -> tuple[NotificationOutcome, str]:
+    """Mark the order paid; money the order cannot take (it expired, was cancelled, was paid by another
+    payment) goes back through the provider automatically."""
+    try:
+        async with session.begin_nested():
+            await orders.mark_paid(
+                session,
+                payment.order_id,
+                amount_fen=payment.amount_fen,
+                provider=payment.provider,
+                provider_ref=payment.provider_ref or payment.out_trade_no,
+            )
+        return NotificationOutcome.applied, "order paid"
+    except order_errors.PaidAfterExpiry as exc:
+        # Cancelled by its owner (a PaidAfterExpiry too), or expired with its units gone.
+        cause = (
+            RefundCause.not_payable
+            if isinstance(exc, order_errors.PaidAfterCancel)
+            else RefundCause.paid_after_expiry
+        )
+        why = exc.message
+    except (
+        order_errors.AlreadyPaid,
+        order_errors.AmountMismatch,
+        order_errors.InvalidOrderTransition,
+        order_errors.OrderNotFound,
+    ) as exc:
+        cause, why = RefundCause.not_payable, exc.message
+    log.warning(
+        "payment %s cannot pay order %s (%s): refunding it", payment.out_trade_no, payment.order_id, why
+    )
+    await start_refund(
+        session,
+        payment,
+        amount_fen=payment.amount_fen,
+        cause=cause,
+        reason="订单已失效,自动退款" if cause is RefundCause.paid_after_expiry else "订单无法收款,自动退款",
+        max_attempts=refund_max_attempts,
+    )
+    return NotificationOutcome.refunding, why
+
+
+async def _apply_refund_notification(
+    session: AsyncSession, provider: PaymentProvider, note: Notification, now: datetime
+) -> tuple[NotificationOutcome, str]:
+    refund = await session.scalar(
+        select(Refund)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.out_refund_no == (note.out_refund_no or ""), Payment.provider == provider.name)
+    )
+    if refund is None:
+        return NotificationOutcome.unknown, f"no {provider.name} refund {str(note.out_refund_no)[:64]!r}"
+    if note.amount_fen is not None and note.amount_fen != refund.amount_fen:
+        detail = f"refunded {note.amount_fen} fen for a refund of {refund.amount_fen} fen"
+        log.error("refund %s: %s", refund.out_refund_no, detail)
+        return NotificationOutcome.amount_mismatch, detail
+    changed = await settle_refund(
+        session,
+        refund.id,
+        RefundResult(status=note.status, refund_ref=note.refund_ref, raw=note.raw),
+        now=now,
+    )
+    if changed:
+        return NotificationOutcome.applied, f"refund {note.status.value}"
+    return NotificationOutcome.duplicate, f"the refund is already {refund.status}"
+
+
+# --- refunds -----------------------------------------------------------------------------------------------
+
+
+async def start_refund(
+    session: AsyncSession,
+    payment: Payment,
+    *,
+    amount_fen: int,
+    cause: RefundCause,
+    reason: str = "",
+    actor_id: int | None = None,
+    max_attempts: int = 12,
+) -> Refund:
+    """Record a refund of ``amount_fen`` of ``payment`` (``refund.requested``) and schedule the durable job
+    that asks the provider, after this transaction commits.
+
+    The amount is taken from what is left to refund by a conditional update (and a CHECK constraint):
+    two refunds together never return more than was paid."""
+    if amount_fen <= 0:
+        raise NothingToRefund("a refund needs a positive amount")
+    taken = await session.execute(
+        update(Payment)
+        .where(
+            Payment.id == payment.id,
+            Payment.status.in_((PaymentStatus.succeeded.value, PaymentStatus.refunded.value)),
+            Payment.refunded_fen + amount_fen <= Payment.amount_fen,
+        )
+        .values(refunded_fen=Payment.refunded_fen + amount_fen, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not taken.rowcount:  # type: ignore[attr-defined]
+        raise NothingToRefund("this payment has nothing (or not that much) left to refund")
+    await session.refresh(payment)
+    refund = Refund(
+        payment_id=payment.id,
+        order_id=payment.order_id,
+        out_refund_no=new_out_refund_no(),
+        amount_fen=amount_fen,
+        cause=cause.value,
+        reason=reason[:80],
+        status=RefundStatus.requested.value,
+        actor_id=actor_id,
+    )
+    session.add(refund)
+    await session.flush()
+    record_event(
+        session,
+        events.REFUND_REQUESTED,
+        actor_id=actor_id,
+        subjects=Subjects(user_id=payment.user_id, order_id=payment.order_id),
+        payload={
+            "refund_id": refund.id,
+            "payment_id": payment.id,
+            "provider": payment.provider,
+            "out_refund_no": refund.out_refund_no,
+            "amount_fen": amount_fen,
+            "cause": cause.value,
+        },
+    )
+    await schedule_job(
+        session,
+        REFUND_JOB,
+        utcnow(),
+        {"refund_id": refund.id},
+        key=f"{REFUND_JOB}:{refund.out_refund_no}",
+        max_attempts=max_attempts,
+    )
+    return refund
+
+
+async def refund_order_payment(
+    session: AsyncSession,
+    order_id: int,
+    *,
+    amount_fen: int | None = None,
+    reason: str = "",
+    actor_id: int | None = None,
+    max_attempts: int = 12,
+) -> Refund:
+    """Refund an order through the provider that took its money: its succeeded payment, all of what is
+    left of it unless ``amount_fen`` says less. When the provider confirms, the order is marked refunded."""
+    payment = await session.scalar(
+        select(Payment)
+        .where(
+            Payment.order_id == order_id,
+            Payment.status.in_((PaymentStatus.succeeded.value, PaymentStatus.refunded.value)),
+            Payment.refunded_fen < Payment.amount_fen,
+        )
+        .order_by(Payment.succeeded_at, Payment.id)
+        .limit(1)
+    )
+    if payment is None:
+        raise NothingToRefund("this order has no payment left to refund")
+    return await start_refund(
+        session,
+        payment,
+        amount_fen=payment.amount_fen - payment.refunded_fen if amount_fen is None else amount_fen,
+        cause=RefundCause.order_refund,
+        reason=reason,
+        actor_id=actor_id,
+        max_attempts=max_attempts,
+    )
+
+
+async def ensure_order_refund(
+    session: AsyncSession, order_id: int, *, actor_id: int | None = None, reason: str = ""
+) -> bool:
+    """For an approved order refund: True when money is (now) on its way back through a provider — a
+    refund already under way counts, so approving twice never refunds twice — False when the order has
+    no provider payment left to refund."""
+    under_way = await session.scalar(
+        select(Refund.id)
+        .where(
+            Refund.order_id == order_id,
+            Refund.cause == RefundCause.order_refund.value,
+            Refund.status.in_((RefundStatus.requested.value, RefundStatus.processing.value)),
+        )
+        .limit(1)
+    )
+    if under_way is not None:
+        return True
+    try:
+        await refund_order_payment(session, order_id, reason=reason, actor_id=actor_id)
+    except NothingToRefund:
+        return False
+    return True
+
+
+def refund_order_for_provider(refund: Refund, payment: Payment, *, notify_url: str) -> RefundOrder:
+    return RefundOrder(
+        out_trade_no=payment.out_trade_no,
+        provider_ref=payment.provider_ref,
+        out_refund_no=refund.out_refund_no,
+        amount_fen=refund.amount_fen,
+        total_fen=payment.amount_fen,
+        reason=refund.reason,
+        notify_url=notify_url,
+    )
+
+
+async def settle_refund(
+    session: AsyncSession, refund_id: int, result: RefundResult, *, now: datetime | None = None
+) -> bool:
+    """Apply the provider's word on a refund; returns whether it changed anything.
+
+    Succeeded (once: ``refund.succeeded``; the payment becomes refunded when nothing is left, and an
+    operator's order refund marks the order refunded); pending (accepted, the result comes later);
+    failed (the amount is free to refund again; ``refund.failed``)."""
+    now = now or utcnow()
+    refund = await session.get(Refund, refund_id)
+    if refund is None:
+        raise PaymentNotFound("no such refund")
+    if result.status is ReportedStatus.pending:
+        moved = await session.execute(
+            update(Refund)
+            .where(Refund.id == refund_id, Refund.status == RefundStatus.requested.value)
+            .values(status=RefundStatus.processing.value, provider_ref=result.refund_ref, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await session.refresh(refund)
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
+    open_statuses = (RefundStatus.requested.value, RefundStatus.processing.value)
+    if result.status is ReportedStatus.failed:
+        moved = await session.execute(
+            update(Refund)
+            .where(Refund.id == refund_id, Refund.status.in_(open_statuses))
+            .values(status=RefundStatus.failed.value, last_error=str(result.raw)[:500], updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not moved.rowcount:  # type: ignore[attr-defined]
+            return False
+        await session.execute(
+            update(Payment)
+            .where(Payment.id == refund.payment_id)
+            .values(refunded_fen=Payment.refunded_fen - refund.amount_fen, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await session.refresh(refund)
+        payment = await _payment(session, refund.payment_id)
+        log.error(
+            "refund %s of payment %s failed: %s", refund.out_refund_no, payment.out_trade_no, result.raw
+        )
+        record_event(
+            session,
+            events.REFUND_FAILED,
+            subjects=Subjects(user_id=payment.user_id, order_id=refund.order_id),
+            payload={"refund_id": refund.id, "out_refund_no": refund.out_refund_no, "cause": refund.cause},
+        )
+        return True
+    moved = await session.execute(
+        update(Refund)
+        .where(Refund.id == refund_id, Refund.status.in_(open_statuses))
+        .values(
+            status=RefundStatus.succeeded.value,
+            provider_ref=result.refund_ref or refund.provider_ref,
+            succeeded_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        return False
+    await session.refresh(refund)
+    payment = await _payment(session, refund.payment_id)
+    refunded = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.payment_id == payment.id, Refund.status == RefundStatus.succeeded.value
+        )
+    )
+    if refunded is not None and refunded >= payment.amount_fen:
+        payment.status = PaymentStatus.refunded.value
+    record_event(
+        session,
+        events.REFUND_SUCCEEDED,
+        subjects=Subjects(user_id=payment.user_id, order_id=refund.order_id),
+        payload={
+            "refund_id": refund.id,
+            "payment_id": payment.id,
+            "provider": payment.provider,
+            "out_refund_no": refund.out_refund_no,
+            "provider_ref": refund.provider_ref,
+            "amount_fen": refund.amount_fen,
+            "cause": refund.cause,
+        },
+    )
+    if refund.cause == RefundCause.order_refund.value:
+        await orders.mark_refunded(
+            session, refund.order_id, provider_ref=refund.provider_ref or refund.out_refund_no
+        )
+    await session.flush()
+    return True
+
+
+async def _payment(session: AsyncSession, payment_id: int) -> Payment:
+    payment = await session.get(Payment, payment_id)
+    if payment is None:
+        raise PaymentNotFound("no such payment")
+    return payment

@@ -1,0 +1,414 @@
+"""Paying through the sandbox processor end to end: the cashier, its notifications delivered back into
+the app by durable jobs (late, retried with backoff, duplicated, out of order), and what they change."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import select
+
+from linli.core.config import Settings
+from linli.core.db import Database
+from linli.core.hub import LocalHub
+from linli.core.jobs import DONE, PENDING, Job, run_due_jobs
+from linli.core.runtime import Runtime
+from linli.orders import service as orders
+from linli.orders.payments.models import PaymentNotification, Refund
+from linli.orders.payments.providers import DELIVERY_CLIENT_KEY, get_sandbox
+from linli.orders.payments.providers.base import Scene
+from linli.orders.payments.providers.sandbox import DELIVER_JOB, signed_headers
+from linli.orders.payments.service import REFUND_JOB, open_payment
+from linli.web.app import create_app
+from tests.orders.conftest import Caller
+from tests.orders.factories import Sale
+from tests.orders.payments.conftest import NOTIFY, Payments, calm_settings, wire
+
+
+class TestStartingAPayment:
+    async def test_gives_the_cashier_url_and_reuses_the_open_payment(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale, quantity=2)
+        first = await pay.start(buyer, order.id)
+        assert first["amount_fen"] == order.total_fen == 5000
+        assert first["status"] == "created"
+        assert first["checkout"] == {
+            "scene": "cashier",
+            "url": f"/pay/sandbox/{first['out_trade_no']}",
+            "params": None,
+        }
+        again = await pay.start(buyer, order.id)
+        assert again["out_trade_no"] == first["out_trade_no"]
+        assert len(await pay.events("payment.created")) == 1
+
+    async def test_a_neighbour_cannot_pay_someone_elses_order(
+        self, pay: Payments, sale: Sale, buyer: Caller, other_buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        response = await pay.client.post(
+            f"/api/v1/orders/{order.id}/payments", json={"provider": "sandbox"}, headers=other_buyer.headers
+        )
+        assert response.status_code == 404
+        assert response.json()["error"] == "OrderNotFound"
+        mine = await pay.start(buyer, order.id)
+        otn = mine["out_trade_no"]
+        tap = await pay.client.post(
+            f"/api/v1/payments/sandbox/{otn}", json={"result": "succeeded"}, headers=other_buyer.headers
+        )
+        assert tap.status_code == 404
+        page = await pay.client.get(
+            f"/pay/sandbox/{otn}", headers={**other_buyer.headers, "Accept": "text/html"}
+        )
+        assert page.status_code == 404
+        listing = await pay.client.get(f"/api/v1/orders/{order.id}/payments", headers=other_buyer.headers)
+        assert listing.status_code == 404
+        assert await pay.jobs(DELIVER_JOB) == []
+
+    async def test_unknown_or_unconfigured_providers_are_404(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        for name in ("wechatpay", "paypal"):
+            response = await pay.client.post(
+                f"/api/v1/orders/{order.id}/payments", json={"provider": name}, headers=buyer.headers
+            )
+            assert response.status_code == 404
+            assert response.json()["error"] == "UnknownProvider"
+        notify = await pay.client.post("/api/v1/payments/notify/paypal", content=b"{}")
+        assert notify.status_code == 404
+
+    async def test_a_cancelled_order_cannot_be_paid(self, pay: Payments, sale: Sale, buyer: Caller) -> None:
+        order = await pay.order(buyer, sale)
+        async with pay.db.sessionmaker() as session:
+            await orders.cancel_order(session, order.id, user=buyer.user)
+            await session.commit()
+        response = await pay.client.post(
+            f"/api/v1/orders/{order.id}/payments", json={"provider": "sandbox"}, headers=buyer.headers
+        )
+        assert response.status_code == 409
+
+
+class TestCashier:
+    async def test_the_page_shows_the_amount_and_both_buttons(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        zh = await pay.client.get(f"/pay/sandbox/{otn}", headers=buyer.headers)
+        assert zh.status_code == 200
+        assert "¥25" in zh.text
+        assert "支付" in zh.text
+        assert "支付失败" in zh.text
+        en = await pay.client.get(f"/pay/sandbox/{otn}?lang=en", headers=buyer.headers)
+        assert "Pay" in en.text
+        assert "Make it fail" in en.text
+
+    async def test_tapping_pay_schedules_the_notification_and_the_order_becomes_paid(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        tapped = await pay.client.post(
+            f"/pay/sandbox/{otn}", data={"action": "pay", "next": "/orders"}, headers=buyer.headers
+        )
+        assert tapped.status_code == 303
+        assert "result=paid" in tapped.headers["location"]
+        page = await pay.client.get(tapped.headers["location"], headers=buyer.headers)
+        assert 'data-testid="cashier-paid"' in page.text
+        # Asynchronous, as a real processor: nothing has changed yet.
+        assert await pay.order_status(order.id) == "pending_payment"
+        assert await pay.run_jobs() == 1
+        assert await pay.order_status(order.id) == "paid"
+        payment = await pay.payment(otn)
+        assert payment.status == "succeeded"
+        assert payment.provider_ref
+        assert payment.provider_ref.startswith("SBXT")
+        # A second tap takes no more money and sends nothing new.
+        again = await pay.tap(buyer, otn)
+        assert again["accepted"] is False
+        assert len(await pay.jobs(DELIVER_JOB)) == 1
+
+    async def test_fail_then_pay(self, pay: Payments, sale: Sale, buyer: Caller) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn, "failed")
+        await pay.run_jobs()
+        assert (await pay.payment(otn)).status == "failed"
+        assert len(await pay.events("payment.failed")) == 1
+        assert await pay.order_status(order.id) == "pending_payment"
+        # Trying again reuses the same payment and its cashier.
+        assert (await pay.start(buyer, order.id))["out_trade_no"] == otn
+        await pay.tap(buyer, otn)
+        await pay.run_jobs()
+        assert (await pay.payment(otn)).status == "succeeded"
+        assert await pay.order_status(order.id) == "paid"
+        refused = await pay.client.post(
+            f"/api/v1/payments/sandbox/{otn}", json={"result": "failed"}, headers=buyer.headers
+        )
+        assert refused.status_code == 409
+
+
+class TestNotifications:
+    @pytest.mark.parametrize(
+        "payment_settings", [calm_settings(sandbox_duplicate_rate=1, sandbox_stale_rate=1)]
+    )
+    async def test_duplicated_and_stale_deliveries_pay_once(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        assert len(await pay.jobs(DELIVER_JOB)) == 3
+        assert await pay.run_jobs() == 3
+        assert all(job.status == DONE for job in await pay.jobs(DELIVER_JOB))
+        assert await pay.order_status(order.id) == "paid"
+        assert (await pay.payment(otn)).status == "succeeded"
+        assert len(await pay.events("payment.succeeded")) == 1
+        assert len(await pay.events("order.paid")) == 1
+        # The redelivery carried the same notification id: answered 200 from the record of the first.
+        outcomes = sorted(n.outcome for n in await pay.notifications())
+        assert outcomes == ["applied", "stale"]
+
+    async def test_any_order_and_repetition_pays_once(self, pay: Payments, sale: Sale, buyer: Caller) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        amount = order.total_fen
+        pending = pay.notification(otn, amount_fen=amount, status="pending", id="A")
+        failed = pay.notification(otn, amount_fen=amount, status="failed", id="B")
+        success = pay.notification(otn, amount_fen=amount, id="C")
+        success_again = pay.notification(otn, amount_fen=amount, id="D")
+        for body in (pending, failed, success, failed, success, success_again, pending):
+            response = await pay.notify(body)
+            assert response.status_code == 200, response.text
+            assert response.json() == {"code": "SUCCESS", "message": "成功"}
+        assert (await pay.payment(otn)).status == "succeeded"
+        assert await pay.order_status(order.id) == "paid"
+        assert len(await pay.events("payment.succeeded")) == 1
+        assert len(await pay.events("payment.failed")) == 1  # "failed" before any success counted once
+        assert len(await pay.events("order.paid")) == 1
+        by_id = {n.notification_id: n.outcome for n in await pay.notifications()}
+        assert by_id == {"A": "stale", "B": "applied", "C": "applied", "D": "duplicate"}
+
+    async def test_many_at_once_pay_once(self, pay: Payments, sale: Sale, buyer: Caller) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        bodies = [
+            pay.notification(otn, amount_fen=order.total_fen, status=status, id=f"{status}-{n % 3}")
+            for n in range(4)
+            for status in ("succeeded", "failed", "pending")
+        ]
+        responses = await asyncio.gather(*(pay.notify(body) for body in bodies))
+        assert {r.status_code for r in responses} == {200}
+        assert (await pay.payment(otn)).status == "succeeded"
+        assert await pay.order_status(order.id) == "paid"
+        assert len(await pay.events("payment.succeeded")) == 1
+        assert len(await pay.events("order.paid")) == 1
+        assert await pay.count(PaymentNotification) == 9  # three ids per status, each recorded once
+
+    async def test_a_forged_notification_changes_nothing_and_cannot_take_the_real_ones_id(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        real = pay.notification(otn, amount_fen=order.total_fen, id="REAL-1")
+        raw = httpx.Request("POST", "/", json=real).content
+        forged_headers = signed_headers(b"not the sandbox secret", raw)
+        forged = await pay.client.post(NOTIFY, content=raw, headers=forged_headers)
+        assert forged.status_code == 401
+        body = forged.json()
+        assert body["error"] == "InvalidSignature"
+        assert body["detail"]
+        assert body["code"] == "FAIL"
+        stale = await pay.client.post(
+            NOTIFY,
+            content=raw,
+            headers=signed_headers(pay.secret, raw, now=pay.clock - timedelta(minutes=10)),
+        )
+        assert stale.status_code == 401
+        assert "replay" in stale.json()["detail"]
+        assert (await pay.payment(otn)).status == "created"
+        assert await pay.order_status(order.id) == "pending_payment"
+        rejected = await pay.notifications()
+        assert [(n.verified, n.notification_id, n.claimed_id, n.outcome) for n in rejected] == [
+            (False, None, "REAL-1", "rejected"),
+            (False, None, "REAL-1", "rejected"),
+        ]
+        assert len(await pay.events("payment.notification_rejected")) == 2
+        # The genuine notification with that id still counts.
+        assert (await pay.notify(real)).status_code == 200
+        assert await pay.order_status(order.id) == "paid"
+
+    async def test_an_amount_mismatch_is_refused_and_logged(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        response = await pay.notify(pay.notification(otn, amount_fen=order.total_fen - 1, id="CHEAP"))
+        assert response.status_code == 409
+        assert response.json()["error"] == "NotificationAmountMismatch"
+        assert response.json()["code"] == "FAIL"
+        # The sender tries again: the same answer, and still nothing paid.
+        again = await pay.notify(pay.notification(otn, amount_fen=order.total_fen - 1, id="CHEAP"))
+        assert again.status_code == 409
+        assert (await pay.payment(otn)).status == "created"
+        assert await pay.order_status(order.id) == "pending_payment"
+        [record] = await pay.notifications()
+        assert (record.outcome, record.amount_fen) == ("amount_mismatch", order.total_fen - 1)
+        [event] = await pay.events("payment.notification_rejected")
+        assert event.payload["reason"] == "AmountMismatch"
+        assert event.order_id == order.id
+
+    async def test_an_unknown_payment_is_404_for_the_sender(self, pay: Payments) -> None:
+        response = await pay.notify(pay.notification("LPNOSUCHPAYMENT", amount_fen=100))
+        assert response.status_code == 404
+        assert response.json()["code"] == "FAIL"
+
+
+class TestDelivery:
+    @pytest.mark.parametrize("payment_settings", [calm_settings(delivery_max_attempts=6)])
+    async def test_retries_with_backoff_until_acknowledged(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        pay.transport.failures = 2  # the app answers 500 twice
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        waits: list[timedelta] = []
+        for _ in range(2):
+            await pay.run_jobs(seconds=5 if not waits else 60)
+            [job] = await pay.jobs(DELIVER_JOB)
+            assert job.status == PENDING
+            assert "500" in (job.last_error or "")
+            waits.append(job.run_at - pay.clock)
+        assert await pay.order_status(order.id) == "pending_payment"
+        # Exponential backoff: 2 s after the first failed attempt, 4 s after the second.
+        assert waits == [timedelta(seconds=2), timedelta(seconds=4)]
+        await pay.run_jobs(seconds=60)
+        [job] = await pay.jobs(DELIVER_JOB)
+        assert (job.status, job.attempts) == (DONE, 3)
+        assert pay.transport.calls == 3
+        assert await pay.order_status(order.id) == "paid"
+
+    async def test_deliveries_survive_a_restart(
+        self, pay: Payments, sale: Sale, buyer: Caller, settings: Settings
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        # The process stops before delivering; a new one (new runtime, engine and app) starts.
+        await pay.runtime.extras[DELIVERY_CLIENT_KEY].aclose()
+        fresh = Runtime(settings=settings, db=Database(settings.database_url), hub=LocalHub())
+        app = create_app(settings, runtime=fresh)
+        try:
+            async with LifespanManager(app):
+                wire(fresh, app, calm_settings())
+                fired = await run_due_jobs(fresh.db, fresh.jobs, now=pay.clock + timedelta(seconds=5))
+                assert fired == 1
+                await fresh.extras[DELIVERY_CLIENT_KEY].aclose()
+        finally:
+            await fresh.hub.close()
+            await fresh.db.dispose()
+        assert await pay.order_status(order.id) == "paid"
+        pay.runtime.extras[DELIVERY_CLIENT_KEY] = httpx.AsyncClient()  # closed by the fixture
+
+
+class TestRefunds:
+    async def test_money_after_expiry_with_the_units_gone_is_refunded_automatically(
+        self, pay: Payments, db: Database, other_buyer: Caller, buyer: Caller, sale_of_one: Sale
+    ) -> None:
+        order = await pay.order(buyer, sale_of_one)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        async with db.sessionmaker() as session:
+            await orders.expire_order(session, order.id)
+            await session.commit()
+        await pay.order(other_buyer, sale_of_one)  # the last unit goes to someone else
+        await pay.run_jobs()  # the late notification arrives
+        assert await pay.order_status(order.id) == "expired"
+        [record] = await pay.notifications()
+        assert record.outcome == "refunding"
+        [refund] = await pay.refunds()
+        assert (refund.cause, refund.status, refund.amount_fen) == (
+            "paid_after_expiry",
+            "requested",
+            order.total_fen,
+        )
+        assert len(await pay.jobs(REFUND_JOB)) == 1
+        await pay.run_jobs()
+        [refund] = await pay.refunds()
+        assert refund.status == "succeeded"
+        assert refund.provider_ref
+        assert refund.provider_ref.startswith("SBXR")
+        payment = await pay.payment(otn)
+        assert (payment.status, payment.refunded_fen) == ("refunded", order.total_fen)
+        assert [len(await pay.events(t)) for t in ("refund.requested", "refund.succeeded", "order.paid")] == [
+            1,
+            1,
+            0,
+        ]
+        assert await pay.order_status(order.id) == "expired"
+
+    async def test_a_second_payment_of_a_paid_order_is_refunded(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        first = (await pay.start(buyer, order.id))["out_trade_no"]
+        # A second payment opened before either was paid (another scene, as when the neighbour switches
+        # from one way to pay to another), and both get paid.
+        async with pay.db.sessionmaker() as session:
+            second = await open_payment(
+                session,
+                await orders.get_order(session, order.id),
+                provider=get_sandbox(pay.runtime),
+                scene=Scene.h5,
+            )
+            await session.commit()
+        for otn in (first, second.out_trade_no):
+            assert (await pay.notify(pay.notification(otn, amount_fen=order.total_fen))).status_code == 200
+        assert await pay.order_status(order.id) == "paid"
+        await pay.run_jobs()
+        [refund] = await pay.refunds()
+        assert (refund.payment_id, refund.cause, refund.status) == (second.id, "not_payable", "succeeded")
+        assert (await pay.payment(first)).status == "succeeded"
+        assert (await pay.payment(second.out_trade_no)).status == "refunded"
+
+    async def test_an_operator_refund_goes_back_through_the_provider(
+        self, pay: Payments, sale: Sale, buyer: Caller, operator: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        await pay.run_jobs()
+        approved = await pay.client.post(f"/api/v1/admin/orders/{order.id}/refund", headers=operator.headers)
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["status"] == "refund_requested"
+        # Approving twice starts no second refund.
+        again = await pay.client.post(f"/api/v1/admin/orders/{order.id}/refund", headers=operator.headers)
+        assert again.json()["status"] == "refund_requested"
+        await pay.run_jobs()
+        assert await pay.order_status(order.id) == "refunded"
+        [refund] = await pay.refunds()
+        assert (refund.cause, refund.status, refund.actor_id) == (
+            "order_refund",
+            "succeeded",
+            operator.user.id,
+        )
+        assert (await pay.payment(otn)).status == "refunded"
+        async with pay.db.sessionmaker() as session:
+            assert await session.scalar(select(Refund.provider_ref)) is not None
+            assert await session.scalar(select(Job.status).where(Job.kind == REFUND_JOB)) == DONE
+        assert len(await pay.events("order.refunded")) == 1
+
+
+@pytest.fixture
+async def sale_of_one(db: Database) -> Sale:
+    from tests.orders.factories import make_sale
+
+    async with db.sessionmaker() as session:
+        result = await make_sale(session, stock=1, per_user_limit=1)
+        await session.commit()
+    return result
