@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from linli.core.errors import Conflict, NotFound, Unprocessable
+from linli.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 
 class SessionNotFound(NotFound):
@@ -62,4 +62,51 @@ class InvalidSaleWindow(Unprocessable):
 
 
 class InvalidLineupOrder(Unprocessable):
+    pass
+
+
+# --- the room -------------------------------------------------------------------------------------
+
+
+class CommentNotFound(NotFound):
+    pass
+
+
+class RoomClosed(Conflict):
+    """The session is not open for this (it has ended, is archived, or is still a draft)."""
+
+
+class InvalidComment(Unprocessable):
+    """Empty, too long, or made of control characters."""
+
+
+class CommentRefused(Unprocessable):
+    """The comment contains a word the operators have refused."""
+
+
+class UserMuted(Forbidden):
+    """Muted in this room until a time: they may watch, not post."""
+
+
+class UserBanned(Forbidden):
+    """Banned from this room, by account or by device."""
+
+
+class NotModerator(Forbidden):
+    """Only the session's host or an operator may do this."""
+
+
+class CannotModerateStaff(Forbidden):
+    """Hosts and operators are not muted or banned from a room."""
+
+
+class SensitiveWordExists(Conflict):
+    pass
+
+
+class SensitiveWordNotFound(NotFound):
+    pass
+
+
+class UserNotFound(NotFound):
     pass

@@ -1,14 +1,15 @@
-"""Live sessions and their lineups."""
+"""Live sessions and their lineups; the room: its comments, moderation, words refused, and shared state."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from linli.catalog.models import Product
+from linli.core.clock import utcnow
 from linli.core.db import Base, BigId, IdMixin, TimestampMixin
 from linli.identity.models import User
 
@@ -100,3 +101,84 @@ class LineupItem(IdMixin, TimestampMixin, Base):
     @property
     def stock_left(self) -> int:
         return self.stock - self.reserved - self.sold
+
+
+# --- the room -------------------------------------------------------------------------------------
+
+
+class RoomState(Base):
+    """What every app process must agree on about a room: the product pinned, the like total, and the
+    last sequence number handed out to a room message (see ``live.room.publisher``)."""
+
+    __tablename__ = "live_rooms"
+
+    session_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("live_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    pinned_item_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("lineup_items.id", ondelete="SET NULL")
+    )
+    pinned_at: Mapped[datetime | None]
+    like_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (CheckConstraint("seq >= 0 AND like_count >= 0", name="counts_not_negative"),)
+
+
+class Comment(IdMixin, Base):
+    """A comment in a room; ``reply_to_id`` makes it the host's answer to another comment."""
+
+    __tablename__ = "live_comments"
+
+    session_id: Mapped[int] = mapped_column(BigId, ForeignKey("live_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    # The poster's browser (anonymous id cookie): a ban covers the device as well as the account.
+    anonymous_id: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(String(400))
+    reply_to_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("live_comments.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]
+    deleted_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    reply_to: Mapped[Comment | None] = relationship(remote_side="Comment.id", lazy="joined", join_depth=1)
+
+    __table_args__ = (Index("ix_live_comments_session_id_id", "session_id", "id"),)
+
+
+class ModerationKind(enum.StrEnum):
+    mute = "mute"
+    ban = "ban"
+
+
+class Moderation(IdMixin, Base):
+    """A mute (until a time) or a ban (for the whole session) of a user, or of a device by its anonymous
+    id; lifted by setting ``lifted_at``."""
+
+    __tablename__ = "live_moderations"
+
+    session_id: Mapped[int] = mapped_column(BigId, ForeignKey("live_sessions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    anonymous_id: Mapped[str | None] = mapped_column(String(64))
+    until: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    actor_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_live_moderations_session_id_kind", "session_id", "kind"),
+        CheckConstraint("kind IN ('mute', 'ban')", name="kind_known"),
+        CheckConstraint("user_id IS NOT NULL OR anonymous_id IS NOT NULL", name="has_subject"),
+    )
+
+
+class SensitiveWord(IdMixin, Base):
+    """A word operators refuse in comments (matched after normalising, see ``live.wordfilter``)."""
+
+    __tablename__ = "live_sensitive_words"
+
+    word: Mapped[str] = mapped_column(String(50), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))

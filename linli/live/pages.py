@@ -33,6 +33,7 @@ from linli.core.templating import register_admin_nav, translator
 from linli.identity.deps import PageOperator
 from linli.live import service
 from linli.live.models import LiveSession, SessionStatus
+from linli.live.room_pages import router as room_router
 from linli.live.schemas import LineupItemCreate, LineupItemUpdate, LiveSessionCreate, LiveSessionUpdate
 
 router = APIRouter(include_in_schema=False)
@@ -451,3 +452,7 @@ async def move_item_submit(
         "live.flash.reordered",
         lambda: service.move_lineup_item(session, live_session, item, step, actor=operator),
     )
+
+
+# The room's pages (neighbours and hosts) live in ``room_pages``.
+router.include_router(room_router)

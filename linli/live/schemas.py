@@ -310,3 +310,104 @@ class PublicSessionList(BaseModel):
 
 class PublicSessionDetail(PublicSessionRead):
     lineup: list[PublicLineupItemRead]
+
+
+# --- the room -------------------------------------------------------------------------------------
+
+
+class CommentCreate(BaseModel):
+    """1–200 characters once whitespace is collapsed (checked by the service, so every client gets the
+    same message); ``reply_to_id`` is for the host answering a comment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(max_length=2000)]
+    reply_to_id: Id | None = None
+
+
+class CommentAuthor(BaseModel):
+    id: int
+    name: str
+
+
+class CommentQuoted(BaseModel):
+    id: int
+    user: CommentAuthor
+    text: str
+
+
+class CommentRead(BaseModel):
+    id: int
+    user: CommentAuthor
+    text: str
+    at: datetime
+    staff: bool
+    reply_to: CommentQuoted | None
+
+
+class CommentList(BaseModel):
+    items: list[CommentRead]
+
+
+class MuteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 10
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class BanCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class ModerationRead(BaseModel):
+    user_id: int
+    kind: str
+    until: datetime | None
+    devices: int = Field(description="Browsers (anonymous ids) the ban also covers")
+
+
+class PinUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Id | None = Field(description="A current lineup item, or null to unpin")
+
+
+class PinRead(BaseModel):
+    item_id: int | None
+
+
+class NoticeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(max_length=1000)]
+
+
+class HostTransition(BaseModel):
+    """What a host may do to their own session's status: go live, or end it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: Annotated[SessionStatus, AfterValidator(lambda s: _host_move(s))]
+
+
+def _host_move(status: SessionStatus) -> SessionStatus:
+    if status not in (SessionStatus.live, SessionStatus.ended):
+        raise ValueError("a host can only go live or end the session")
+    return status
+
+
+class SensitiveWordCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    word: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class SensitiveWordRead(BaseModel):
+    id: int
+    word: str
+    created_at: datetime
