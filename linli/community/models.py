@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from linli.core.clock import utcnow
@@ -71,3 +71,26 @@ class Membership(Base):
     community_id: Mapped[int] = mapped_column(BigId, ForeignKey("communities.id"), index=True)
     source: Mapped[str] = mapped_column(String(16), default="chosen")
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboxItem(IdMixin, Base):
+    """One message in a neighbour's in-app inbox (a mention, a reminder, an honour, a win, an order update).
+
+    ``dedupe_key`` is unique per user, so a consumer delivering the same thing twice adds one item."""
+
+    __tablename__ = "inbox_items"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(String(500), default="")
+    link: Mapped[str | None] = mapped_column(String(255))
+    dedupe_key: Mapped[str | None] = mapped_column(String(191))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "dedupe_key"),
+        Index("ix_inbox_items_user_id_id", "user_id", "id"),
+        Index("ix_inbox_items_user_id_read_at", "user_id", "read_at"),
+    )
