@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench system-deps browser-deps clean help
+.PHONY: run test lint format bench system-deps browser-deps vendor-assets clean help
 
 help:
 	@echo "make run    — set up and start Linli at http://127.0.0.1:8000 (SQLite, demo brand)"
@@ -24,7 +24,11 @@ system-deps:
 browser-deps:
 	@bash scripts/system-deps.sh browser
 
-run: $(STAMP) system-deps
+# Pinned browser libraries (hls.js) from the npm registry into linli/web/static/vendor/ (git-ignored).
+vendor-assets:
+	@bash scripts/vendor-assets.sh
+
+run: $(STAMP) system-deps vendor-assets
 	$(BIN)/linli serve
 
 lint: $(STAMP)
@@ -37,7 +41,7 @@ format: $(STAMP)
 	$(BIN)/ruff format linli tests bench
 	$(BIN)/ruff check --fix linli tests bench
 
-test: $(STAMP) system-deps browser-deps lint
+test: $(STAMP) system-deps browser-deps vendor-assets lint
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -132,7 +132,7 @@ def test_worker_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         line = ""
         while "worker running" not in line:
             assert time.monotonic() < deadline, "worker did not start"

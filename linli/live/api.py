@@ -281,7 +281,7 @@ async def post_comment(
     """Post to the room (logged in). 422 for an empty, over-long or refused text; 403 when muted or
     banned; 429 past 5 comments in 10 seconds (hosts and operators are exempt). ``reply_to_id`` is for
     the host or an operator answering a comment: the room shows it as "@name ..." under the question."""
-    live_session = await service.get_public_session(session, session_id)
+    live_session = await comments.room_for_comments(session, session_id)
     comment = await comments.post_comment(
         session,
         live_session,

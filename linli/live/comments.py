@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from linli.core.clock import utcnow
 from linli.core.errors import TooManyRequests
@@ -35,6 +36,7 @@ from linli.live.errors import (
     RoomClosed,
     SensitiveWordExists,
     SensitiveWordNotFound,
+    SessionNotFound,
     UserBanned,
     UserMuted,
     UserNotFound,
@@ -72,6 +74,21 @@ def can_moderate(live_session: LiveSession, user: User) -> bool:
 def require_moderator(live_session: LiveSession, user: User) -> None:
     if not can_moderate(live_session, user):
         raise NotModerator("only this session's host or an operator can do this")
+
+
+async def room_for_comments(session: AsyncSession, session_id: int) -> LiveSession:
+    """The session a comment goes to, as neighbours may see it (not a draft, not archived): its row only.
+
+    Posting reads none of its relationships (lineup, host, communities), and loading them eagerly was
+    three more queries on every comment; touching one here raises instead of loading."""
+    live_session = await session.get(LiveSession, session_id, options=[raiseload("*")])
+    if (
+        live_session is None
+        or live_session.archived_at is not None
+        or live_session.status == SessionStatus.draft
+    ):
+        raise SessionNotFound(f"no live session with id {session_id}", session_id=session_id)
+    return live_session
 
 
 def _open_for_comments(live_session: LiveSession) -> None:

@@ -110,3 +110,18 @@ class SensitiveWordNotFound(NotFound):
 
 class UserNotFound(NotFound):
     pass
+
+
+# --- keyword lotteries ----------------------------------------------------------------------------
+
+
+class LotteryNotFound(NotFound):
+    pass
+
+
+class LotteryRunning(Conflict):
+    """A room runs one keyword lottery at a time: draw the running one first."""
+
+
+class InvalidLottery(Unprocessable):
+    """A keyword, prize, duration or number of winners out of bounds."""

@@ -5,7 +5,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from linli.catalog.models import Product
@@ -182,3 +192,91 @@ class SensitiveWord(IdMixin, Base):
     word: Mapped[str] = mapped_column(String(50), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+
+
+# --- reservations (预约) ----------------------------------------------------------------------------
+
+
+class Reservation(IdMixin, Base):
+    """A neighbour's reservation of an upcoming session; cancelling sets ``cancelled_at`` and reserving
+    again clears it, so the pair stays one row."""
+
+    __tablename__ = "live_reservations"
+
+    session_id: Mapped[int] = mapped_column(BigId, ForeignKey("live_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("session_id", "user_id"),)
+
+
+# --- keyword lotteries (弹幕抽奖) -------------------------------------------------------------------
+
+
+class LotteryStatus(enum.StrEnum):
+    running = "running"
+    drawn = "drawn"
+
+
+class Lottery(IdMixin, Base):
+    """A keyword lottery in a room: neighbours who comment ``keyword`` between ``started_at`` and
+    ``ends_at`` enter once each; ``winner_count`` of them win ``prize_name``. ``seed`` stays secret until
+    the draw; its SHA-256, ``seed_hash``, is published at the start (see ``live.lottery``)."""
+
+    __tablename__ = "live_lotteries"
+
+    session_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    keyword: Mapped[str] = mapped_column(String(20))
+    prize_name: Mapped[str] = mapped_column(String(60))
+    # A coupon template of the orders domain (higher up, so no foreign key): orders issues the coupons.
+    prize_coupon_template_id: Mapped[int | None] = mapped_column(BigId)
+    winner_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=LotteryStatus.running.value)
+    seed: Mapped[str] = mapped_column(String(64))
+    seed_hash: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    drawn_at: Mapped[datetime | None]
+    entry_count: Mapped[int | None] = mapped_column(Integer)
+    created_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'drawn')", name="status_known"),
+        CheckConstraint("winner_count >= 1", name="winner_count_positive"),
+        CheckConstraint("ends_at > started_at", name="window_ordered"),
+    )
+
+
+class LotteryEntry(Base):
+    """One entrant of a drawn lottery: the published entry list anyone recomputes the draw from."""
+
+    __tablename__ = "live_lottery_entries"
+
+    lottery_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("live_lotteries.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class LotteryWinner(Base):
+    """A winner, in draw order (``rank`` from 1); the database holds that a winner is an entrant and wins
+    at most once."""
+
+    __tablename__ = "live_lottery_winners"
+
+    lottery_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["lottery_id", "user_id"],
+            ["live_lottery_entries.lottery_id", "live_lottery_entries.user_id"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("lottery_id", "rank"),
+        CheckConstraint("rank >= 1", name="rank_positive"),
+    )

@@ -14,3 +14,21 @@ def register_background(runtime: Runtime) -> None:
     from linli.orders.payments import register_background as register_payments
 
     register_payments(runtime)
+
+    # The lottery's prize coupons, issued to its winners from live's ``lottery.drawn``.
+    from linli.orders.coupons import CONSUMER, lottery_prize_consumer
+
+    if CONSUMER not in runtime.consumers.consumers:
+        runtime.consumers.add(lottery_prize_consumer())
+
+
+def _include_admin_pages() -> None:
+    """The operators' order pages join the domain's page router, which the app includes."""
+    from linli.orders import admin_pages, api, coupon_api, coupon_pages, pages
+
+    pages.router.include_router(admin_pages.router)
+    pages.router.include_router(coupon_pages.router)
+    api.router.include_router(coupon_api.router)
+
+
+_include_admin_pages()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields as fields_of
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
 
+from linli.community import service as community_service
 from linli.core.deps import SessionDep, SettingsDep
 from linli.identity.deps import CurrentUser, OperatorUser
 from linli.orders import service
@@ -14,6 +15,9 @@ from linli.orders.models import OrderStatus
 from linli.orders.payments import api as payments_api
 from linli.orders.schemas import (
     MAX_QUANTITY,
+    CheckoutOptionsRead,
+    CheckoutPlaceRead,
+    CouponOfferRead,
     OrderAdminPage,
     OrderAdminRead,
     OrderCreate,
@@ -48,10 +52,30 @@ async def quote(
     session_id: Annotated[int, Query(ge=1, le=2**62)],
     lineup_item_id: Annotated[int, Query(ge=1, le=2**62)],
     quantity: Annotated[int, Query(ge=1, le=MAX_QUANTITY)] = 1,
+    coupon_id: Annotated[int | None, Query(ge=1, le=2**62, description="One of your coupons")] = None,
 ) -> QuoteRead:
-    """The price breakdown the checkout sheet shows, and how many units the neighbour may still take."""
-    result = await service.quote(session, user, session_id, lineup_item_id, quantity)
-    return QuoteRead(**asdict(result), saving_fen=result.saving_fen, max_quantity=result.max_quantity)
+    """The price breakdown the checkout sheet shows (live price, store price, coupon, total), how many
+    units the neighbour may still take, and their coupons that fit, best first."""
+    result = await service.quote(session, user, session_id, lineup_item_id, quantity, coupon_id=coupon_id)
+    fields = {f.name: getattr(result, f.name) for f in fields_of(result) if f.name != "offers"}
+    return QuoteRead(
+        **fields,
+        saving_fen=result.saving_fen,
+        max_quantity=result.max_quantity,
+        live_price_fen=result.unit_price_fen,
+        coupon_discount_fen=result.discount_fen,
+        coupons=[
+            CouponOfferRead(
+                coupon_id=o.coupon.id,
+                name=o.coupon.name,
+                kind=o.coupon.kind,
+                discount_fen=o.discount_fen,
+                min_spend_fen=o.coupon.min_spend_fen,
+                valid_until=o.coupon.valid_until,
+            )
+            for o in result.offers
+        ],
+    )
 
 
 @mine.post("", response_model=OrderRead, status_code=201)
@@ -72,6 +96,22 @@ async def create_order(
         reservation_minutes=settings.order_reservation_minutes,
     )
     return OrderRead.of(order)
+
+
+@mine.get("/checkout-options", response_model=CheckoutOptionsRead)
+async def checkout_options(session: SessionDep, user: CurrentUser) -> CheckoutOptionsRead:
+    """What the checkout sheet prefills: your phone, your community's open pickup points (the default
+    first) and the open stores (for store pickup)."""
+    community = await community_service.community_of(session, user.id)
+    points = community.open_pickup_points if community is not None and community.archived_at is None else []
+    stores, _ = await community_service.list_stores(session, limit=50)
+    return CheckoutOptionsRead(
+        contact_phone=user.phone,
+        community_id=community.id if community is not None else None,
+        community_name=community.name if community is not None else None,
+        pickup_points=[CheckoutPlaceRead(id=p.id, name=p.name, address=p.address) for p in points],
+        stores=[CheckoutPlaceRead(id=s.id, name=s.name, address=s.address) for s in stores],
+    )
 
 
 @mine.get("", response_model=OrderPage)

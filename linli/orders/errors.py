@@ -66,3 +66,23 @@ class PaidAfterExpiry(Conflict):
 
 class PaidAfterCancel(PaidAfterExpiry):
     """A payment arrived for an order its owner had cancelled."""
+
+
+class CouponTemplateNotFound(NotFound):
+    pass
+
+
+class InvalidCouponTemplate(Unprocessable):
+    """A coupon template's terms or validity do not hold together, or it cannot be issued (inactive)."""
+
+
+class CouponNotFound(NotFound):
+    """No such coupon of the neighbour's — also what they are told about someone else's coupon."""
+
+
+class CouponUnavailable(Conflict):
+    """The coupon is used, applied to another unpaid order, void, expired or not valid yet."""
+
+
+class CouponNotApplicable(Conflict):
+    """The coupon's terms do not fit this order (minimum spend, or its free item is not in the order)."""

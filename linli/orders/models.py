@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from linli.core.clock import utcnow
@@ -54,6 +54,9 @@ class Order(IdMixin, TimestampMixin, Base):
     subtotal_fen: Mapped[int] = mapped_column(Integer)
     discount_fen: Mapped[int] = mapped_column(Integer, default=0)
     total_fen: Mapped[int] = mapped_column(Integer)
+    # The coupon applied (``discount_fen`` is what it took off); locked while unpaid, used once paid. No
+    # foreign key: SQLite cannot add one to a filled table without rebuilding it (coupons.order_id has one).
+    coupon_id: Mapped[int | None] = mapped_column(BigId, index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
     # What the creating request asked for, so a reused key with another body is told apart.
     request_hash: Mapped[str] = mapped_column(String(64), default="")
@@ -141,3 +144,85 @@ class PurchaseCount(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (CheckConstraint("units >= 0", name="units_not_negative"),)
+
+
+class CouponKind(enum.StrEnum):
+    fixed = "fixed"  # ``amount_fen`` off
+    percent = "percent"  # ``percent`` % off the subtotal
+    free_item = "free_item"  # one unit of ``free_product_id`` free (the lottery's free tasting)
+
+
+class CouponStatus(enum.StrEnum):
+    available = "available"
+    locked = "locked"  # applied to an unpaid order
+    used = "used"
+    expired = "expired"
+    void = "void"  # withdrawn by an operator
+
+
+_KIND_SQL = ", ".join(f"'{k.value}'" for k in CouponKind)
+_COUPON_STATUS_SQL = ", ".join(f"'{s.value}'" for s in CouponStatus)
+_TERMS_SQL = (
+    "(kind = 'fixed' AND amount_fen > 0)"
+    " OR (kind = 'percent' AND percent BETWEEN 1 AND 99)"
+    " OR (kind = 'free_item' AND free_product_id IS NOT NULL)"
+)
+
+
+class CouponTemplate(IdMixin, TimestampMixin, Base):
+    """An operator's coupon design; issued coupons copy its terms, so editing it later changes only
+    coupons issued afterwards."""
+
+    __tablename__ = "coupon_templates"
+
+    name: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(12))
+    amount_fen: Mapped[int | None] = mapped_column(Integer)
+    percent: Mapped[int | None] = mapped_column(Integer)
+    free_product_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("products.id"))
+    min_spend_fen: Mapped[int] = mapped_column(Integer, default=0)
+    valid_from: Mapped[datetime | None]
+    valid_until: Mapped[datetime | None]
+    valid_days: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_KIND_SQL})", name="kind_known"),
+        CheckConstraint(_TERMS_SQL, name="terms_match_kind"),
+        CheckConstraint("min_spend_fen >= 0", name="min_spend_not_negative"),
+        CheckConstraint("valid_until IS NOT NULL OR valid_days > 0", name="validity_given"),
+    )
+
+
+class Coupon(IdMixin, TimestampMixin, Base):
+    """One coupon of one neighbour: the template's terms as they were at issue, its own validity, and
+    where it is in ``available → locked → used`` (``locked → available`` when the order is not paid)."""
+
+    __tablename__ = "coupons"
+
+    template_id: Mapped[int] = mapped_column(BigId, ForeignKey("coupon_templates.id"), index=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(12))
+    amount_fen: Mapped[int | None] = mapped_column(Integer)
+    percent: Mapped[int | None] = mapped_column(Integer)
+    free_product_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("products.id"))
+    min_spend_fen: Mapped[int] = mapped_column(Integer, default=0)
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12), default=CouponStatus.available.value)
+    # Why it was issued, unique per neighbour and template: "operator:<key>", "lottery:<id>".
+    source: Mapped[str] = mapped_column(String(64))
+    # The order that used it (set on payment; a locked coupon's order is the one whose ``coupon_id`` it is).
+    order_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orders.id"), index=True)
+    used_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "template_id", "source"),
+        CheckConstraint(f"status IN ({_COUPON_STATUS_SQL})", name="status_known"),
+        CheckConstraint(f"kind IN ({_KIND_SQL})", name="kind_known"),
+        CheckConstraint(_TERMS_SQL, name="terms_match_kind"),
+        CheckConstraint("valid_from < valid_until", name="valid_window"),
+        CheckConstraint("status <> 'used' OR order_id IS NOT NULL", name="used_by_an_order"),
+    )

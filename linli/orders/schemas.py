@@ -34,6 +34,7 @@ class OrderCreate(BaseModel):
     )
     store_id: Id | None = Field(default=None, description="Required when fulfilment is 'store'")
     contact_phone: Phone | None = Field(default=None, description="Your account's phone when left out")
+    coupon_id: Id | None = Field(default=None, description="One of your coupons to apply (one per order)")
 
     @model_validator(mode="before")
     @classmethod
@@ -184,8 +185,20 @@ class RefundRequest(BaseModel):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
 
 
+class CouponOfferRead(BaseModel):
+    """One of the neighbour's coupons that fits the quote, and what it would take off."""
+
+    coupon_id: int
+    name: str
+    kind: str
+    discount_fen: int
+    min_spend_fen: int
+    valid_until: datetime
+
+
 class QuoteRead(BaseModel):
-    """The checkout sheet's price breakdown, computed by the server."""
+    """The checkout sheet's price breakdown, computed by the server: the live price against the store
+    price, the coupon's discount and the total; and the neighbour's coupons that fit, best first."""
 
     session_id: int
     lineup_item_id: int
@@ -203,3 +216,27 @@ class QuoteRead(BaseModel):
     per_user_limit: int
     held: int
     max_quantity: int
+    live_price_fen: int
+    coupon_id: int | None
+    coupon_name: str | None
+    coupon_discount_fen: int
+    coupons: list[CouponOfferRead]
+
+
+class CheckoutPlaceRead(BaseModel):
+    """A place an order can be picked up: a pickup point of the neighbour's community, or a store."""
+
+    id: int
+    name: str
+    address: str
+
+
+class CheckoutOptionsRead(BaseModel):
+    """What the checkout sheet offers before the first tap: the phone to prefill, the neighbour's
+    community and its open pickup points (the first is the default), and the open stores."""
+
+    contact_phone: str
+    community_id: int | None
+    community_name: str | None
+    pickup_points: list[CheckoutPlaceRead]
+    stores: list[CheckoutPlaceRead]

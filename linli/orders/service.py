@@ -33,7 +33,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.catalog.models import Product
 from linli.community import service as community_service
-from linli.community.models import Community, PickupPoint, Store
+from linli.community.models import Community, Membership, PickupPoint, Store
 from linli.core.clock import to_local, utcnow
 from linli.core.errors import LinliError
 from linli.core.events import Subjects, record_event
@@ -42,10 +42,11 @@ from linli.core.money import format_fen
 from linli.identity.models import User
 from linli.live import service as live_service
 from linli.live.models import LineupItem, LiveSession, SessionStatus
-from linli.orders import events, refunds
+from linli.orders import coupons, events, refunds
 from linli.orders.errors import (
     AlreadyPaid,
     AmountMismatch,
+    CouponUnavailable,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
     InvalidOrderTransition,
@@ -83,6 +84,8 @@ from linli.orders.stock import (
 # How long an unpaid order holds its units (Settings.order_reservation_minutes overrides it).
 RESERVATION_MINUTES = 10
 EXPIRE_RESERVATION = "orders.expire_reservation"
+# The "provider" of an order whose coupon covered its whole total (nothing to pay at a provider).
+COUPON_PROVIDER = "coupon"
 MAX_KEY_LENGTH = 64
 
 S = OrderStatus
@@ -130,6 +133,10 @@ class Quote:
     stock_left: int
     per_user_limit: int
     held: int
+    # The coupon applied (when one was asked for), and the neighbour's coupons that fit, best first.
+    coupon_id: int | None = None
+    coupon_name: str | None = None
+    offers: tuple[coupons.Offer, ...] = ()
 
     @property
     def saving_fen(self) -> int:
@@ -203,10 +210,10 @@ async def _on_sale_item(
     return live_session, item
 
 
-def _price(item: LineupItem, quantity: int) -> tuple[int, int, int]:
-    """(subtotal, discount, total) in fen for ``quantity`` units at the live price. Coupons come later."""
+def _price(item: LineupItem, quantity: int, discount: int = 0) -> tuple[int, int, int]:
+    """(subtotal, discount, total) in fen for ``quantity`` units at the live price, less a coupon's
+    ``discount`` (``coupons.discount_for`` keeps it within the subtotal)."""
     subtotal = item.live_price_fen * quantity
-    discount = 0
     return subtotal, discount, subtotal - discount
 
 
@@ -217,13 +224,21 @@ async def quote(
     item_id: int,
     quantity: int = 1,
     *,
+    coupon_id: int | None = None,
     now: datetime | None = None,
 ) -> Quote:
     """Price ``quantity`` units of an item on sale now, with what is left and what the neighbour may still
-    take (``NotForSale`` when the live price does not apply). Reads only; nothing is held."""
+    take (``NotForSale`` when the live price does not apply), less ``coupon_id``'s discount when given
+    (``CouponNotFound`` / ``CouponUnavailable`` / ``CouponNotApplicable``), and the neighbour's coupons that
+    fit, best first. Reads only; nothing is held."""
     now = now or utcnow()
     _, item = await _on_sale_item(session, session_id, item_id, now)
-    subtotal, discount, total = _price(item, quantity)
+    terms = coupons.OrderTerms(item.live_price_fen * quantity, item.product_id, item.live_price_fen, now)
+    coupon = None
+    discount = 0
+    if coupon_id is not None:
+        coupon, discount = await coupons.check_coupon(session, user.id, coupon_id, terms)
+    subtotal, discount, total = _price(item, quantity, discount)
     level = await stock_level(session, item.id)
     return Quote(
         session_id=session_id,
@@ -240,6 +255,9 @@ async def quote(
         stock_left=max(level.left, 0),
         per_user_limit=item.per_user_limit,
         held=await units_held(session, user.id, item.id),
+        coupon_id=coupon.id if coupon is not None else None,
+        coupon_name=coupon.name if coupon is not None else None,
+        offers=tuple(await coupons.offers(session, user.id, terms)),
     )
 
 
@@ -260,7 +278,9 @@ def _check_key(key: str | None) -> str | None:
 
 
 def _fingerprint(data: OrderCreate) -> str:
-    body = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # Without a coupon the body hashes as it did before coupons existed (keys from then still replay).
+    fields = data.model_dump(mode="json", exclude={"coupon_id"} if data.coupon_id is None else None)
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -277,10 +297,22 @@ def _replay(existing: Order, fingerprint: str) -> Order:
     return existing
 
 
+async def _community_with_points(session: AsyncSession, user_id: int) -> Community | None:
+    """The neighbour's community with its pickup points: what ``community.service.community_of`` and the
+    points' lazy load read, in one query (checkout's hot path: three round trips become one)."""
+    found = await session.scalars(
+        select(Community)
+        .join(Membership, Membership.community_id == Community.id)
+        .where(Membership.user_id == user_id)
+        .options(joinedload(Community.pickup_points).lazyload(PickupPoint.leader))
+    )
+    return found.unique().one_or_none()
+
+
 async def _pickup_point(
     session: AsyncSession, user: User, data: OrderCreate
 ) -> tuple[Community, PickupPoint]:
-    community = await community_service.community_of(session, user.id)
+    community = await _community_with_points(session, user.id)
     if community is None or community.archived_at is not None:
         raise NoPickupPoint(
             "join your community first to pick up at its pickup point, or choose store pickup",
@@ -384,19 +416,29 @@ async def create_order(
     the same neighbour returns the first order — also under concurrent retries (the unique
     ``(user_id, idempotency_key)`` decides the race, the loser reads the winner's order) and after the sale
     has ended; the same key with another body is ``IdempotencyKeyReused``. On any error the caller rolls
-    back: the order row may already be written when ``SoldOut`` or ``PurchaseLimitReached`` is raised."""
+    back: the order row may already be written when ``SoldOut`` or ``PurchaseLimitReached`` is raised.
+    ``data.coupon_id`` is locked to the order (``coupons.lock_coupon``) and its discount taken off; an order
+    the coupon pays in full is marked paid at once (provider ``"coupon"``)."""
     now = now or utcnow()
     key = _check_key(idempotency_key)
     fingerprint = _fingerprint(data)
+    discount = 0
     try:
         item, community, point, store = await _checkout_terms(session, user, data, now)
+        if data.coupon_id is not None:
+            # One conditional update (the only extra query, and only with a coupon).
+            terms = coupons.OrderTerms(
+                item.live_price_fen * data.quantity, item.product_id, item.live_price_fen, now
+            )
+            discount = await coupons.lock_coupon(session, user.id, data.coupon_id, terms)
     except LinliError:
-        # A retry of an order placed before the sale ended (or the pickup point closed) is still that order.
+        # A retry of an order placed before the sale ended (or the pickup point closed, or its coupon was
+        # locked by the first try) is still that order.
         if key is not None and (existing := await _by_key(session, user.id, key)) is not None:
             return _replay(existing, fingerprint)
         raise
 
-    subtotal, discount, total = _price(item, data.quantity)
+    subtotal, discount, total = _price(item, data.quantity, discount)
     inserted = await _insert_order(
         session,
         user_id=user.id,
@@ -410,6 +452,7 @@ async def create_order(
         subtotal_fen=subtotal,
         discount_fen=discount,
         total_fen=total,
+        coupon_id=data.coupon_id,
         idempotency_key=key,
         request_hash=fingerprint,
         reserved_until=now + timedelta(minutes=reservation_minutes),
@@ -449,6 +492,8 @@ async def create_order(
             "item_id": item.id,
             "quantity": data.quantity,
             "total_fen": total,
+            "coupon_id": data.coupon_id,
+            "discount_fen": discount,
             "fulfilment": data.fulfilment.value,
             "pickup_point_id": order.pickup_point_id,
             "store_id": order.store_id,
@@ -460,6 +505,12 @@ async def create_order(
     # Last, so the neighbour's count row and the hot item row stay locked only until the caller commits.
     await hold_purchase(session, user.id, item.id, data.quantity, limit=item.per_user_limit)
     await reserve_stock(session, item.id, data.quantity)
+    if total == 0 and data.coupon_id is not None:
+        # A coupon paid for all of it: no provider takes a 0-fen payment, so it is paid here and now.
+        ref = f"order-{order.id}"
+        return await mark_paid(
+            session, order.id, amount_fen=0, provider=COUPON_PROVIDER, provider_ref=ref, now=now
+        )
     return order
 
 
@@ -693,6 +744,7 @@ async def cancel_order(
         actor_id=user.id,
         reason="cancelled by the buyer",
     )
+    await coupons.release_coupon(session, order, reason="cancelled", now=now)
     await session.flush()
     await cancel_job(session, expiry_job_key(order.id))
     await _release_units(session, order)
@@ -710,6 +762,7 @@ async def expire_order(session: AsyncSession, order_id: int, *, now: datetime | 
     _change(
         session, order, S.expired, events.ORDER_EXPIRED, now=now, actor_id=None, reason="not paid in time"
     )
+    await coupons.release_coupon(session, order, reason="expired", now=now)
     await session.flush()
     await cancel_job(session, expiry_job_key(order.id))
     await _release_units(session, order)
@@ -772,7 +825,9 @@ async def mark_paid(
                         session, order.user_id, line.lineup_item_id, line.quantity, limit=item_limit
                     )
                     await reserve_stock(session, line.lineup_item_id, line.quantity)
-        except (SoldOut, PurchaseLimitReached) as exc:
+                if not await coupons.mark_coupon_used(session, order, now=now, revived=True):
+                    raise CouponUnavailable("its coupon was used by another order meanwhile")
+        except (SoldOut, PurchaseLimitReached, CouponUnavailable) as exc:
             raise PaidAfterExpiry(
                 f"order {order.id} expired before its payment arrived and its units are gone "
                 f"({exc.message}); the payment must be refunded",
@@ -781,6 +836,8 @@ async def mark_paid(
         revived = True
     elif order.status != S.pending_payment:
         raise _refuse(order, "paid")
+    elif not await coupons.mark_coupon_used(session, order, now=now):
+        raise RuntimeError(f"order {order.id}'s coupon {order.coupon_id} is not locked to it")
     order.paid_at = now
     order.payment_provider = provider
     order.payment_ref = provider_ref
@@ -797,6 +854,11 @@ async def mark_paid(
             "provider": provider,
             "provider_ref": provider_ref,
             "revived": revived,
+            # What the room's purchase ticker says ("…刚刚下单了3份") without reading the order.
+            "lines": [
+                {"item_id": line.lineup_item_id, "product_name": line.product_name, "quantity": line.quantity}
+                for line in _lines(order)
+            ],
         },
     )
     await session.flush()
@@ -855,7 +917,8 @@ async def mark_refunded(
     through a provider). Idempotent: an order already refunded is returned unchanged. The units stay
     sold — also while the session is still live: the goods were allocated (fresh food is made to the
     count), and ``sold`` remains the record of what was paid for; an operator who wants to sell them again
-    raises the item's stock. They no longer count against the neighbour's per-user limit."""
+    raises the item's stock. They no longer count against the neighbour's per-user limit, and the order's
+    coupon goes back to the neighbour (``coupons.release_coupon``; it keeps its own end date)."""
     now = now or utcnow()
     order = await _lock_order(session, order_id)
     if order.status == S.refunded:
@@ -864,6 +927,7 @@ async def mark_refunded(
         raise _refuse(order, "refunded")
     for line in _lines(order):
         await release_purchase(session, order.user_id, line.lineup_item_id, line.quantity)
+    await coupons.release_coupon(session, order, reason="refunded", now=now)
     order.refunded_at = now
     order.refund_ref = provider_ref
     _change(

@@ -137,7 +137,8 @@ class ShellContextMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        requested = request.query_params.get("lang")
+        # Most requests (API calls, posts) carry no query string: skip parsing one.
+        requested = request.query_params.get("lang") if scope.get("query_string") else None
         locale = negotiate(requested or request.cookies.get(LANG_COOKIE))
         anonymous_id = request.cookies.get(ANON_COOKIE) or ""
         fresh_anonymous = not (8 <= len(anonymous_id) <= 64 and anonymous_id.isascii())

@@ -85,6 +85,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "LINLI_SECRET_KEY": "browser-test-secret",
         "LINLI_LOGIN_CODE_SENDER": "file",
         "LINLI_PORT": str(port),
+        # Where the sandbox payment processor sends its notifications: this server.
+        "LINLI_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         # Several tests log the same demo account in within a minute.
         "LINLI_RATE_CODE_PER_PHONE_PER_MINUTE": "50",
         "LINLI_RATE_CODE_PER_PHONE_PER_HOUR": "200",
@@ -101,7 +103,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             try:
                 if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:

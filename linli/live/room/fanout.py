@@ -40,6 +40,7 @@ from linli.live.room.messages import (
     decode,
     encode,
 )
+from linli.live.room.purchases import TICKER_SIZE
 from linli.live.room.service import Snapshot
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,8 @@ class Room:
         self.presence_beat = 0
         self.sent_viewers = -1
         self.likes_buffer = 0
+        # The last few purchases (ticker lines), for a viewer who joins or resumes.
+        self.purchases: deque[dict[str, Any]] = deque(maxlen=TICKER_SIZE)
         self.frames_sent = 0
         self._state: Frame | None = None
         self.subscription: Subscription | None = None
@@ -345,6 +348,7 @@ class Room:
             "viewers": self.viewer_count(),
             "likes": self.likes,
             "comments": list(self.comments),
+            "purchases": list(self.purchases),
         }
 
     def state_frame(self) -> Frame:
@@ -406,6 +410,10 @@ class Room:
             self._state = None
         elif kind == "presence":
             self.presence[str(envelope["node"])] = (int(envelope["n"]), time.monotonic())
+        elif kind == "stock":
+            self._receive_stock(envelope["items"])
+        elif kind == "purchase":
+            self._receive_purchase(envelope)
         elif kind in ("ban", "unban"):
             users = {int(u) for u in envelope.get("user_ids", [])}
             devices = {str(a) for a in envelope.get("anonymous_ids", [])}
@@ -422,6 +430,31 @@ class Room:
             for viewer in list(self.viewers):
                 if self.is_banned(viewer.user_id, viewer.anonymous_id):
                     self._drop(viewer, CLOSE_BANNED)
+
+    def _receive_stock(self, items: dict[str, int]) -> None:
+        """Units left pushed by the ``live.room`` consumer: only what changed goes out, merged into the
+        frame's one ``stock`` message."""
+        changed = {}
+        for item in self.lineup:
+            now = items.get(str(item["id"]))
+            if now is not None and now != item["stock_left"]:
+                item["stock_left"] = now
+                changed[str(item["id"])] = now
+        if changed:
+            previous = self.counters.get("stock", {}).get("items", {})
+            self.counters["stock"] = {"type": "stock", "items": {**previous, **changed}}
+            self._state = None
+
+    def _receive_purchase(self, envelope: dict[str, Any]) -> None:
+        """A ticker line: kept (once per event) among the room's last few, and sent in the frame's one
+        ``purchase`` message with the others that arrived since the last frame."""
+        event_id = envelope.get("e")
+        if event_id is not None and any(p.get("e") == event_id for p in self.purchases):
+            return
+        line = {k: v for k, v in envelope.items() if k != "k"}
+        self.purchases.append(line)
+        fresh = [*self.counters.get("purchase", {}).get("items", []), line][-TICKER_SIZE:]
+        self.counters["purchase"] = {"type": "purchase", "items": fresh}
 
     def apply(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -453,8 +486,14 @@ class Room:
     # --- the batcher ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        # A fixed cadence rather than a fixed pause: a flush to thousands of sockets takes tens of
+        # milliseconds, which would otherwise stretch every period (and every message's wait) by as much.
+        loop = asyncio.get_running_loop()
+        period = self.config.tick_seconds
+        due = loop.time()
         while True:
-            await asyncio.sleep(self.config.tick_seconds)
+            due = max(due + period, loop.time() + period / 2)
+            await asyncio.sleep(due - loop.time())
             try:
                 await self.flush()
             except asyncio.CancelledError:

@@ -11,6 +11,8 @@ To viewers, every 100–200 ms, one frame: ``{"seq": N, "msgs": [...]}``. Each m
 - *counters* — ``viewers``, ``like_burst``, ``stock`` — are latest values, coalesced: at most one of each
   per frame. They carry the room's sequence number at the time (the last sequenced message they follow)
   and do not advance it; nothing is replayed for them, a resumed client gets their current values.
+  ``purchase`` (the ticker: ``items``, the purchases paid since the last frame, at most five, each with
+  the masked ``buyer``, ``community``, ``product_name`` and ``quantity``) is coalesced the same way.
 - ``state`` — the whole room (session, pinned item, lineup with stock left, viewers, likes, the last 50
   comments) at ``seq``: sent on join, and with ``"reset": true`` when a resume cannot be served.
 
@@ -21,7 +23,8 @@ a batch redelivered after a crash publishes the same numbers again (receivers dr
 
 Between processes (hub channel ``live:room:{id}``) envelopes are ``{"k": kind, ...}``: ``msg`` (a
 sequenced message, with the id ``e`` of the event it came from), ``likes``, ``presence`` (one process's
-viewer count) and ``ban``.
+viewer count), ``ban``, ``stock`` (units left per item, from order events) and ``purchase`` (one ticker
+line, with the id ``e`` of its ``order.paid`` event).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import orjson
 SEQUENCED = frozenset(
     {"comment", "reply", "comment_deleted", "pinned_product", "lineup", "session_status", "system_notice"}
 )
-COUNTERS = frozenset({"viewers", "like_burst", "stock"})
+COUNTERS = frozenset({"viewers", "like_burst", "stock", "purchase"})
 
 # Close codes a client acts on (4000–4999 are the application's): do not reconnect after these.
 CLOSE_BANNED = 4003

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.core.consumers import Consumer
 from linli.core.events import Event
 from linli.core.hub import Hub
-from linli.live import comments
+from linli.live import comments, lottery
 from linli.live.models import LiveSession
+from linli.live.room import purchases
 from linli.live.room import service as room_service
 from linli.live.room.messages import channel, comment_message, encode
 
@@ -41,6 +42,9 @@ ROOM_EVENTS = frozenset(
         room_service.NOTICE,
         *LINEUP_EVENTS,
         *STATUS_EVENTS,
+        lottery.STARTED,
+        lottery.DRAWN,
+        *purchases.ORDER_EVENTS,
     }
 )
 
@@ -63,6 +67,8 @@ async def messages_for(session: AsyncSession, event: Event) -> list[dict[str, An
         return [{"type": "pinned_product", "item_id": payload.get("item_id")}]
     if event.type == room_service.NOTICE:
         return [{"type": "system_notice", "text": payload["text"]}]
+    if event.type in (lottery.STARTED, lottery.DRAWN):
+        return [lottery.room_message(event.type, payload)]
     assert event.session_id is not None
     if event.type in STATUS_EVENTS:
         status = {"type": "session_status", "status": payload["to"], "at": event.occurred_at.isoformat()}
@@ -97,6 +103,8 @@ def room_consumer(hub: Hub) -> Consumer:
         control = control_for(event)
         if control is not None:
             envelopes.append(control)
+        # Orders: stock left and the purchase ticker, coalesced by each room (not sequenced).
+        envelopes.extend(await purchases.envelopes_for(session, event))
         for message in await messages_for(session, event):
             message["seq"] = await room_service.next_seq(session, event.session_id)
             envelopes.append({"k": "msg", "e": event.id, "m": message})

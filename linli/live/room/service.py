@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.core.clock import utcnow
 from linli.core.events import Subjects, record_event
 from linli.identity.models import User
-from linli.live import comments, service
+from linli.live import comments, lottery, service
 from linli.live.errors import InvalidComment, RoomClosed, SessionNotFound
 from linli.live.models import LineupItem, LiveSession, RoomState, SessionStatus
 from linli.live.room.messages import comment_message, lineup_entry
@@ -150,6 +150,8 @@ class Snapshot:
     comments: list[dict[str, Any]]
     banned_user_ids: set[int] = field(default_factory=set)
     banned_anonymous_ids: set[str] = field(default_factory=set)
+    # The running keyword lottery, as its ``lottery_started`` message (None when none runs).
+    lottery: dict[str, Any] | None = None
 
 
 async def load_snapshot(session: AsyncSession, session_id: int) -> Snapshot:
@@ -166,6 +168,7 @@ async def load_snapshot(session: AsyncSession, session_id: int) -> Snapshot:
         raise SessionNotFound(f"no live room for session {session_id}", session_id=session_id)
     recent = await comments.recent_comments(session, session_id)
     bans = await comments.banned_in(session, session_id)
+    running = await lottery.running_lottery(session, session_id)
     return Snapshot(
         seq=seq,
         session=session_view(live_session),
@@ -175,6 +178,7 @@ async def load_snapshot(session: AsyncSession, session_id: int) -> Snapshot:
         comments=[comment_message(comments.comment_payload(c)) for c in recent],
         banned_user_ids=set(bans.user_ids),
         banned_anonymous_ids=set(bans.anonymous_ids),
+        lottery=lottery.started_message(running) if running is not None else None,
     )
 
 

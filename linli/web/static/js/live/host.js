@@ -1,6 +1,7 @@
 // The host console: the room's comments with reply / delete / mute / remove, pinning, going live and
 // ending, viewers, likes, comments per minute and stock left — over the same socket viewers use.
 import { connectRoom, el, postJSON } from "./channel.js";
+import { createPlayer } from "./player.js";
 
 const root = document.getElementById("host-console");
 
@@ -15,7 +16,6 @@ if (root) {
   const cancelReply = root.querySelector("[data-testid=cancel-reply]");
   let replyTo = null;
   let pinned = root.dataset.pinned ? Number(root.dataset.pinned) : null;
-  const recent = []; // arrival times of comments, for the per-minute rate
 
   const say = (message) => {
     flash.textContent = message;
@@ -33,6 +33,10 @@ if (root) {
     if (comment) compose.elements.text.focus();
   };
   cancelReply.addEventListener("click", () => setReply(null));
+
+  // The host's preview plays whenever the session has a stream, live or not yet (to check the push).
+  const video = root.querySelector("[data-testid=host-video]");
+  if (video) createPlayer({ video }).show({ status: "live", playback_url: video.dataset.src });
 
   const button = (label, testid, onClick) => {
     const node = el("button", null, label);
@@ -99,7 +103,6 @@ if (root) {
       setStatus(m.session.status);
     },
     comment(m) {
-      recent.push(Date.now());
       addComment(m);
     },
     reply(m) {
@@ -133,13 +136,15 @@ if (root) {
       list.append(item);
     },
   };
-  connectRoom(sessionId, { onMessage: (m) => handlers[m.type]?.(m) });
+  connectRoom(sessionId, {
+    onMessage: (m) => {
+      handlers[m.type]?.(m);
+      // Panels with their own script (the lottery, ...) listen here rather than in this file.
+      root.dispatchEvent(new CustomEvent("live:message", { detail: m }));
+    },
+  });
 
-  setInterval(() => {
-    const cutoff = Date.now() - 60000;
-    while (recent.length && recent[0] < cutoff) recent.shift();
-    root.querySelector("[data-testid=host-per-minute]").textContent = recent.length;
-  }, 1000);
+  // Comments per minute (over the last five) come from the server's figures: host_questions.js.
 
   compose.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -1,6 +1,7 @@
 // The neighbours' live room: comments over the video, likes, viewers, the lineup with live stock and
 // the card being explained on top. Everything arrives over the room's socket (channel.js).
 import { connectRoom, el, formatFen, postJSON } from "./channel.js";
+import { createPlayer } from "./player.js";
 
 const root = document.getElementById("live-room");
 
@@ -104,20 +105,12 @@ if (root) {
     lineupBox.replaceChildren(...nodes);
   };
 
+  const player = createPlayer({ video, offline, statusText, text });
   const setStatus = (session) => {
-    const playing = session.status === "live" && session.playback_url;
-    if (video) {
-      if (playing && !video.src) {
-        video.src = session.playback_url;
-        video.play().catch(() => {});
-      }
-      video.hidden = !playing;
-    }
-    offline.hidden = Boolean(playing);
-    if (session.status === "ended") statusText.textContent = text.not_live_ended;
-    else if (session.status === "live" && !playing) statusText.textContent = text.not_live_waiting;
+    player.show(session);
     root.dataset.status = session.status;
   };
+  setStatus({ status: root.dataset.status, playback_url: video.dataset.src });
 
   const handlers = {
     state(m) {
@@ -166,7 +159,11 @@ if (root) {
   };
 
   const room = connectRoom(sessionId, {
-    onMessage: (m) => handlers[m.type]?.(m),
+    onMessage: (m) => {
+      handlers[m.type]?.(m);
+      // Panels with their own script (the lottery, ...) listen here rather than in this file.
+      root.dispatchEvent(new CustomEvent("live:message", { detail: m }));
+    },
     onStatus: (status, code) => {
       if (status === "open") showBanner("");
       else if (status === "reconnecting") showBanner(text.reconnecting);

@@ -1,0 +1,76 @@
+"""What the room shows of checkout: stock left pushed on every order event, and the purchase ticker
+("阳光花园的王*刚刚下单了3份") on every paid order.
+
+Live sits below orders, so it reacts to their events by type name only (the strings below are the
+orders domain's ``events`` constants). Both become hub *envelopes*, not sequenced messages: stock is a
+latest value and purchases a stream of which only the last few matter, so each room coalesces them into at
+most one ``stock`` and one ``purchase`` message per frame (``fanout.Room.receive``), however many orders a
+flash sale commits in that time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from linli.community.models import Community
+from linli.core.events import Event
+from linli.identity.models import User
+from linli.live.room import service as room_service
+
+ORDER_CREATED = "order.created"
+ORDER_PAID = "order.paid"
+# Every order event that moves a lineup item's reserved or sold units.
+ORDER_EVENTS = frozenset({ORDER_CREATED, ORDER_PAID, "order.cancelled", "order.expired", "order.refunded"})
+# How many recent purchases a room remembers and sends in one ``purchase`` message.
+TICKER_SIZE = 5
+
+
+def ticker_name(name: str) -> str:
+    """A buyer as the room names them: the first character and one star (王阿姨 → 王*, 张哥 → 张*)."""
+    name = name.strip()
+    return f"{name[:1] or '邻'}*"
+
+
+async def stock_envelope(session: AsyncSession, session_id: int) -> dict[str, Any]:
+    """Units left of every current lineup item of the session (one query), as a ``stock`` envelope."""
+    left = await room_service.stock_left(session, session_id)
+    return {"k": "stock", "items": {str(item_id): max(n, 0) for item_id, n in left.items()}}
+
+
+async def purchase_envelope(session: AsyncSession, event: Event) -> dict[str, Any] | None:
+    """The ticker line an ``order.paid`` event becomes: masked buyer, community name, quantity. ``e`` (the
+    event id) lets rooms drop the same purchase delivered twice."""
+    payload = event.payload or {}
+    lines = payload.get("lines") or []
+    if event.user_id is None or not lines:
+        return None
+    user = await session.scalar(select(User).where(User.id == event.user_id))
+    community = None
+    if event.community_id is not None:
+        community = await session.scalar(select(Community.name).where(Community.id == event.community_id))
+    first = lines[0]
+    return {
+        "k": "purchase",
+        "e": event.id,
+        "buyer": ticker_name(user.display_name if user is not None else ""),
+        "community": community or "",
+        "item_id": first.get("item_id"),
+        "product_name": first.get("product_name", ""),
+        "quantity": sum(int(line.get("quantity", 0)) for line in lines),
+        "at": event.occurred_at.isoformat(),
+    }
+
+
+async def envelopes_for(session: AsyncSession, event: Event) -> list[dict[str, Any]]:
+    """The room envelopes an order event becomes: the stock left, and on payment the ticker line."""
+    if event.type not in ORDER_EVENTS or event.session_id is None:
+        return []
+    envelopes = [await stock_envelope(session, event.session_id)]
+    if event.type == ORDER_PAID:
+        purchase = await purchase_envelope(session, event)
+        if purchase is not None:
+            envelopes.append(purchase)
+    return envelopes
