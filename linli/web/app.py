@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linli import catalog, community, identity, live, orders
+from linli import catalog, community, groupbuy, identity, live, orders, referral
 from linli.core.config import Settings, get_settings
 from linli.core.errors import install_error_handlers
 from linli.core.i18n import catalog as messages
@@ -29,7 +29,7 @@ from linli.web import pages as web_pages
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent
-DOMAINS = (identity, catalog, community, live, orders)
+DOMAINS = (identity, catalog, community, live, orders, groupbuy, referral)
 ANON_COOKIE = "linli_aid"
 LANG_COOKIE = "linli_lang"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

@@ -1,0 +1,3 @@
+"""Share (即分享): invite codes, share links, attribution, posters, recommender honours, leaderboards."""
+
+from __future__ import annotations
