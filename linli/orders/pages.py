@@ -3,9 +3,11 @@ service verbs as the API; someone else's order is a 404 page, as in the API."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -25,6 +27,25 @@ router = APIRouter(include_in_schema=False)
 router.include_router(payments_pages.router)
 
 OrderId = Annotated[int, Path(ge=1, le=2**62)]
+
+# Sections that higher domains add to the order page (group progress and pickup code, the share poster):
+# each gets the request, the session and the neighbour's own order and returns rendered HTML or None.
+# Orders sits below them, so they register here (``register_order_panel``) instead of being imported.
+OrderPanel = Callable[[Request, AsyncSession, Order], Awaitable[Markup | None]]
+ORDER_PANELS: list[tuple[int, OrderPanel]] = []
+
+
+def register_order_panel(panel: OrderPanel, *, position: int = 50) -> None:
+    """Add a section to the neighbour's order page; lower ``position`` shows nearer the top."""
+    if all(existing is not panel for _, existing in ORDER_PANELS):
+        ORDER_PANELS.append((position, panel))
+        ORDER_PANELS.sort(key=lambda entry: entry[0])
+
+
+async def _panels(request: Request, session: AsyncSession, order: Order) -> list[Markup]:
+    rendered = [await panel(request, session, order) for _, panel in ORDER_PANELS]
+    return [html for html in rendered if html]
+
 
 BADGES = {
     OrderStatus.pending_payment: "badge-scheduled",
@@ -78,6 +99,7 @@ async def _detail(
             "store_total_fen": sum(line.store_price_fen * line.quantity for line in order.lines),
             "seconds_left": max(int((order.reserved_until - utcnow()).total_seconds()), 0) if pending else 0,
             "error": error,
+            "panels": await _panels(request, session, order),
             "active_tab": "me",
         },
         status_code=status_code,
