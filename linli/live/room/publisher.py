@@ -66,7 +66,10 @@ async def messages_for(session: AsyncSession, event: Event) -> list[dict[str, An
     if event.type == room_service.PINNED:
         return [{"type": "pinned_product", "item_id": payload.get("item_id")}]
     if event.type == room_service.NOTICE:
-        return [{"type": "system_notice", "text": payload["text"]}]
+        notice: dict[str, Any] = {"type": "system_notice", "text": payload["text"]}
+        if payload.get("system"):
+            notice["kind"] = payload.get("kind", "")
+        return [notice]
     if event.type in (lottery.STARTED, lottery.DRAWN):
         return [lottery.room_message(event.type, payload)]
     assert event.session_id is not None

@@ -116,6 +116,32 @@ async def post_notice(session: AsyncSession, live_session: LiveSession, text: st
     return clean
 
 
+def post_system_notice(
+    session: AsyncSession, session_id: int, text: str, *, kind: str, subjects: Subjects | None = None
+) -> str:
+    """A line from the platform itself to the room ("恭喜阳光花园社区,已集齐50份!"): the same
+    ``live.notice_posted`` as a host's, marked ``system`` with its ``kind`` (``group_reached``, ``honour``,
+    ...) so the room can style it. For higher domains reacting to their own changes, in their transaction;
+    they decide whether the session is live (a notice to an ended room is stored but seen by nobody)."""
+    clean = " ".join(text.split())[:MAX_NOTICE_CHARS]
+    if not clean:
+        raise InvalidComment("a notice has at least one character", field="text")
+    base = subjects or Subjects()
+    record_event(
+        session,
+        NOTICE,
+        subjects=Subjects(
+            user_id=base.user_id,
+            session_id=session_id,
+            community_id=base.community_id,
+            order_id=base.order_id,
+            product_id=base.product_id,
+        ),
+        payload={"text": clean, "system": True, "kind": kind},
+    )
+    return clean
+
+
 # --- what a process loads when it opens a room ----------------------------------------------------
 
 
