@@ -663,6 +663,20 @@ async def search_orders(
 # --- transitions ------------------------------------------------------------------------------------
 
 
+def _event_lines(order: Order) -> list[dict[str, Any]]:
+    """The order's lines as events carry them: the room's ticker ("…刚刚下单了3份") and reviews read
+    them without reading the order."""
+    return [
+        {
+            "item_id": line.lineup_item_id,
+            "product_id": line.product_id,
+            "product_name": line.product_name,
+            "quantity": line.quantity,
+        }
+        for line in _lines(order)
+    ]
+
+
 def _change(
     session: AsyncSession,
     order: Order,
@@ -855,10 +869,7 @@ async def mark_paid(
             "provider_ref": provider_ref,
             "revived": revived,
             # What the room's purchase ticker says ("…刚刚下单了3份") without reading the order.
-            "lines": [
-                {"item_id": line.lineup_item_id, "product_name": line.product_name, "quantity": line.quantity}
-                for line in _lines(order)
-            ],
+            "lines": _event_lines(order),
         },
     )
     await session.flush()
@@ -977,7 +988,15 @@ async def complete_order(
         raise _refuse(order, "completed")
     order.completed_at = now
     _change(
-        session, order, S.completed, events.ORDER_COMPLETED, now=now, actor_id=actor_id, reason="picked up"
+        session,
+        order,
+        S.completed,
+        events.ORDER_COMPLETED,
+        now=now,
+        actor_id=actor_id,
+        reason="picked up",
+        # What a review of the order is about (community reads it without importing orders).
+        payload={"lines": _event_lines(order)},
     )
     await session.flush()
     return order
