@@ -347,6 +347,8 @@ if (root && sheet) {
       if (status === "paid" || status === "completed") {
         bannerText.textContent = fill(text.paid, { id: paidId });
         banner.dataset.status = "paid";
+        // The payment-success moment, for other modules on the page (the share poster).
+        root.dispatchEvent(new CustomEvent("checkout:paid", { detail: { orderId: Number(paidId), order: result.data } }));
         return;
       }
       if (tries < 60) setTimeout(check, 1000);
