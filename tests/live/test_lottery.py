@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli import live
 from linli.community.models import InboxItem
@@ -187,6 +188,33 @@ async def _add_comment(
         await session.commit()
 
 
+async def _room_and_host(session: AsyncSession, room: Room) -> tuple[LiveSession, User]:
+    live_session = await session.get(LiveSession, room.session_id)
+    host = await session.get(User, room.host.user.id)
+    assert live_session is not None
+    assert host is not None
+    return live_session, host
+
+
+async def _start_direct(
+    db: Database, room: Room, *, duration_seconds: int = 60, winner_count: int = 2
+) -> Lottery:
+    """A keyword lottery ("青团", prize 礼盒) started by the host through the service."""
+    async with db.sessionmaker() as session:
+        live_session, host = await _room_and_host(session, room)
+        lot = await lottery.start_lottery(
+            session,
+            live_session,
+            actor=host,
+            keyword="青团",
+            prize_name="礼盒",
+            duration_seconds=duration_seconds,
+            winner_count=winner_count,
+        )
+        await session.commit()
+        return lot
+
+
 async def _events(db: Database, type_: str) -> list[Event]:
     async with db.sessionmaker() as session:
         return list((await session.scalars(select(Event).where(Event.type == type_))).all())
@@ -267,10 +295,7 @@ async def test_muted_banned_deleted_and_out_of_window_do_not_enter(
     await _add_comment(db, room, d.user.id, "麦香青团", at=window[1] + timedelta(seconds=1))  # after
     await _add_comment(db, room, d.user.id, "麦香青团", at=window[0] + timedelta(seconds=4), deleted=True)
     async with db.sessionmaker() as session:
-        live_session = await session.get(LiveSession, room.session_id)
-        host = await session.get(User, room.host.user.id)
-        assert live_session is not None
-        assert host is not None
+        live_session, host = await _room_and_host(session, room)
         await comments.mute_user(session, live_session, a.user.id, 5, actor=host)
         await comments.ban_user(session, live_session, b.user.id, actor=host)
         await session.commit()
@@ -287,10 +312,7 @@ async def test_a_lifted_mute_lets_them_back_in(client: httpx.AsyncClient, db: Da
     a = room.neighbours[0]
     await _comment(client, room, a, "麦香青团")
     async with db.sessionmaker() as session:
-        live_session = await session.get(LiveSession, room.session_id)
-        host = await session.get(User, room.host.user.id)
-        assert live_session is not None
-        assert host is not None
+        live_session, host = await _room_and_host(session, room)
         await comments.mute_user(session, live_session, a.user.id, 5, actor=host)
         await comments.lift(session, live_session, a.user.id, ModerationKind.mute, actor=host)
         drawn = await lottery.draw_lottery(session, started["id"], actor=host)
@@ -364,22 +386,8 @@ async def test_only_a_live_room_runs_a_lottery(client: httpx.AsyncClient, db: Da
 
 async def test_the_timer_draws_when_time_is_up(runtime: Runtime, db: Database, room: Room) -> None:
     live.register_background(runtime)
-    async with db.sessionmaker() as session:
-        live_session = await session.get(LiveSession, room.session_id)
-        host = await session.get(User, room.host.user.id)
-        assert live_session is not None
-        assert host is not None
-        lot = await lottery.start_lottery(
-            session,
-            live_session,
-            actor=host,
-            keyword="青团",
-            prize_name="礼盒",
-            duration_seconds=30,
-            winner_count=3,
-        )
-        await session.commit()
-        lottery_id, ends_at = lot.id, lot.ends_at
+    lot = await _start_direct(db, room, duration_seconds=30, winner_count=3)
+    lottery_id, ends_at = lot.id, lot.ends_at
     for n in room.neighbours[:2]:
         await _add_comment(db, room, n.user.id, "青团!", at=ends_at - timedelta(seconds=10))
     assert await run_due_jobs(db, runtime.jobs, now=ends_at - timedelta(seconds=1)) == 0
@@ -401,21 +409,9 @@ async def test_the_timer_draws_when_time_is_up(runtime: Runtime, db: Database, r
 
 async def test_an_early_draw_cancels_the_timer(runtime: Runtime, db: Database, room: Room) -> None:
     live.register_background(runtime)
+    lot = await _start_direct(db, room, duration_seconds=600, winner_count=1)
     async with db.sessionmaker() as session:
-        live_session = await session.get(LiveSession, room.session_id)
-        host = await session.get(User, room.host.user.id)
-        assert live_session is not None
-        assert host is not None
-        lot = await lottery.start_lottery(
-            session,
-            live_session,
-            actor=host,
-            keyword="青团",
-            prize_name="礼盒",
-            duration_seconds=600,
-            winner_count=1,
-        )
-        await session.commit()
+        _, host = await _room_and_host(session, room)
         await lottery.draw_lottery(session, lot.id, actor=host)
         await session.commit()
         job = await session.scalar(select(Job).where(Job.key == lottery.draw_job_key(lot.id)))
@@ -446,22 +442,9 @@ async def test_the_room_hears_of_it(client: httpx.AsyncClient, db: Database, roo
 
 async def test_a_winner_is_told_in_the_inbox_once(db: Database, room: Room) -> None:
     async with db.sessionmaker() as session:
-        live_session = await session.get(LiveSession, room.session_id)
-        host = await session.get(User, room.host.user.id)
-        assert live_session is not None
-        assert host is not None
         lone = await make_user(session, nickname="孙丽")
         await session.commit()
-        lot = await lottery.start_lottery(
-            session,
-            live_session,
-            actor=host,
-            keyword="青团",
-            prize_name="礼盒",
-            duration_seconds=60,
-            winner_count=5,
-        )
-        await session.commit()
+    lot = await _start_direct(db, room, winner_count=5)
     await _add_comment(db, room, lone.id, "青团", at=lot.started_at + timedelta(seconds=1))
     async with db.sessionmaker() as session:
         await lottery.draw_lottery(session, lot.id, now=lot.ends_at)
@@ -474,21 +457,7 @@ async def test_two_draws_at_once_draw_once(db: Database, room: Room) -> None:
     """The timer and the host's button at the same moment: one draw, one event, one set of winners."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite serialises writers; the race needs PostgreSQL's row locks")
-    async with db.sessionmaker() as session:
-        live_session = await session.get(LiveSession, room.session_id)
-        host = await session.get(User, room.host.user.id)
-        assert live_session is not None
-        assert host is not None
-        lot = await lottery.start_lottery(
-            session,
-            live_session,
-            actor=host,
-            keyword="青团",
-            prize_name="礼盒",
-            duration_seconds=60,
-            winner_count=2,
-        )
-        await session.commit()
+    lot = await _start_direct(db, room)
     for n in room.neighbours:
         await _add_comment(db, room, n.user.id, "青团", at=lot.started_at + timedelta(seconds=1))
 
