@@ -131,7 +131,8 @@ if (root && sheet) {
       const name = result.data?.error;
       if (opening.couponId && name && name.startsWith("Coupon")) {
         opening.couponId = null;
-        showError(errorText(name));
+        // A coupon the sheet chose by itself that no longer fits (fewer units) just comes off.
+        if (opening.picked) showError(errorText(name));
         return requote();
       }
       showError(errorText(name));
@@ -139,13 +140,12 @@ if (root && sheet) {
       return;
     }
     const quote = result.data;
-    if (!opening.triedBest && !opening.couponId && Array.isArray(quote.coupons) && quote.coupons.length) {
-      // The best coupon that fits is applied unless the neighbour picks another (or none).
-      opening.triedBest = true;
+    if (!opening.picked && !opening.couponId && Array.isArray(quote.coupons) && quote.coupons.length) {
+      // The best coupon that fits is applied — also once more units reach its minimum spend — unless
+      // the neighbour has picked another (or none) themselves.
       opening.couponId = quote.coupons[0].coupon_id;
       return requote();
     }
-    opening.triedBest = true;
     if (quote.max_quantity > 0 && opening.quantity > quote.max_quantity) {
       opening.quantity = quote.max_quantity;
       return requote();
@@ -173,7 +173,7 @@ if (root && sheet) {
   const open = async (card) => {
     if (!loggedIn) return toLogin();
     const itemId = Number(card.dataset.itemId);
-    current = { itemId, quantity: 1, couponId: null, key: newKey(), quote: null, asked: 0, busy: false };
+    current = { itemId, quantity: 1, couponId: null, picked: false, key: newKey(), quote: null, asked: 0, busy: false };
     showError("");
     const photo = card.querySelector("img.lr-card-photo");
     $("checkout-photo").hidden = !photo;
@@ -295,6 +295,7 @@ if (root && sheet) {
   couponSelect.addEventListener("change", () => {
     if (!current) return;
     current.couponId = couponSelect.value ? Number(couponSelect.value) : null;
+    current.picked = true;
     showError("");
     requote();
   });
