@@ -86,8 +86,10 @@ def test_returning_neighbour_pays_from_the_room_in_three_taps(
         zhang.evaluate("sessionStorage.setItem('taps', '0')")
         taps = 0
 
-        # Tap 1: the card. The sheet opens over the room; the video stays on the page.
-        zhang.get_by_test_id("product-card").first.click()
+        # Tap 1: the card's 马上抢. The sheet opens over the room; the video stays on the page.
+        buy = zhang.get_by_test_id("product-card").first.get_by_test_id("buy")
+        expect(buy).to_have_text("马上抢")
+        buy.click()
         taps += 1
         sheet = zhang.get_by_test_id("checkout-sheet")
         expect(sheet).to_be_visible()
@@ -177,6 +179,7 @@ def test_a_card_that_sells_out_turns_sold_out_for_another_viewer_within_a_second
         expect(card.get_by_test_id("stock")).to_have_text("已售罄", timeout=1_000)
         assert time.monotonic() - placed < 1.0
         expect(card).to_have_class(re.compile(r"\bis-sold-out\b"))
+        expect(card.get_by_test_id("buy")).to_be_hidden()
         zhang.wait_for_url("**/pay/sandbox/**")
 
         # One more order is a clear 409, and the sheet says 已售罄.

@@ -81,6 +81,10 @@ if (root) {
     stock.dataset.testid = "stock";
     const buy = el("div");
     buy.dataset.slot = "buy";
+    const buyButton = el("button", "lr-buy btn btn-small", text.buy);
+    buyButton.type = "button";
+    buyButton.dataset.testid = "buy";
+    buy.append(buyButton);
     body.append(badge, el("h3", "lr-card-name", item.name), prices, stock, buy);
     node.append(body);
     return node;
