@@ -23,6 +23,8 @@ def test_neighbour_comments_and_the_host_replies_with_a_mention(
     expect(neighbour.get_by_test_id("product-card").first).to_contain_text("¥25")
     expect(neighbour.get_by_test_id("store-price").first).to_have_text("¥30")
     expect(neighbour.get_by_test_id("not-live")).to_be_visible()
+    # Not live yet, so nothing is on sale: the cards offer no 马上抢 (the live room's cards do).
+    expect(neighbour.get_by_test_id("product-card").first.get_by_test_id("buy")).to_be_hidden()
     expect(neighbour.get_by_test_id("login-to-comment")).to_be_visible()
     expect(neighbour.get_by_test_id("viewer-count")).to_contain_text("人在看")
 

@@ -94,6 +94,7 @@ if (root) {
     const isPinned = item.id === pinned;
     node.classList.toggle("is-pinned", isPinned);
     node.classList.toggle("is-sold-out", item.stock_left <= 0);
+    node.classList.toggle("is-off-sale", !item.on_sale);
     node.querySelector("[data-testid=explaining]").hidden = !isPinned;
     node.querySelector("[data-testid=stock]").textContent = stockText(item.stock_left);
   };
