@@ -143,7 +143,12 @@ async def test_paid_order_payload_carries_what_the_ticker_needs(db: Database) ->
         event = await session.scalar(select(Event).where(Event.type == ORDER_PAID))
     assert event is not None
     assert event.payload["lines"] == [
-        {"item_id": sale.item.id, "product_name": "春季限定青团", "quantity": 2}
+        {
+            "item_id": sale.item.id,
+            "product_id": sale.item.product_id,
+            "product_name": "春季限定青团",
+            "quantity": 2,
+        }
     ]
     assert event.session_id == sale.live_session.id
     assert event.community_id == sale.community.id
