@@ -47,3 +47,7 @@ class TooManyUnits(Unprocessable):
 
 class NoStoreForPickup(Conflict):
     pass
+
+
+class NoPickupCode(NotFound):
+    pass
