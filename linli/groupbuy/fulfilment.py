@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from linli.community import inbox
 from linli.community.models import PickupPoint, Store
 from linli.core.clock import utcnow
 from linli.core.events import Subjects, record_event
@@ -122,34 +121,17 @@ async def _group_step(
     else:
         group.delivered_at = now
     groups._history(session, group, before, to.value, units=group.units, now=now, actor_id=actor.id)
-    point = await session.get(PickupPoint, group.pickup_point_id) if group.pickup_point_id else None
-    record_event(
-        session,
-        event_type,
-        actor_id=actor.id,
-        subjects=Subjects(session_id=group.session_id, community_id=group.community_id),
-        payload={
-            "group_order_id": group.id,
-            "community_name": group.community_name,
-            "pickup_point_id": group.pickup_point_id,
-            "pickup_point_name": point.name if point is not None else "",
-        },
-        occurred_at=now,
-    )
+    place = await groups.place_fields(session, group)
+    groups.record_group_event(session, group, event_type, now=now, actor_id=actor.id, **place)
     if to is GroupState.delivered:
+        point = await session.get(PickupPoint, group.pickup_point_id) if group.pickup_point_id else None
         where = f"{point.name}({point.address})" if point is not None else "小区自提点"
         for order in await groups.contributing_orders(session, group.id):
-            if order.status != OrderStatus.paid.value:
-                continue
-            await inbox.notify(
-                session,
-                user_id=order.user_id,
-                kind="groupbuy",
-                title="已送达自提点,凭取货码取货",
-                body=f"您的订单已送达{where},请凭取货码取货。",
-                link=f"/orders/{order.id}",
-                dedupe_key=f"groupbuy.delivered:{order.id}",
-            )
+            if order.status == OrderStatus.paid.value:
+                body = f"您的订单已送达{where},请凭取货码取货。"
+                await groups.tell_buyer(
+                    session, order, "已送达自提点,凭取货码取货", body, key="groupbuy.delivered"
+                )
 
 
 async def _batch_step(

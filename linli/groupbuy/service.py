@@ -246,6 +246,48 @@ def _history(
     )
 
 
+def record_group_event(
+    session: AsyncSession,
+    group: GroupOrder,
+    type_: str,
+    *,
+    now: datetime,
+    actor_id: int | None = None,
+    **fields: Any,
+) -> None:
+    """A group order's event: subjects session and community, payload its id and name plus ``fields``."""
+    record_event(
+        session,
+        type_,
+        actor_id=actor_id,
+        subjects=_subjects(group),
+        payload={"group_order_id": group.id, "community_name": group.community_name, **fields},
+        occurred_at=now,
+    )
+
+
+async def place_fields(session: AsyncSession, group: GroupOrder) -> dict[str, Any]:
+    """Where the group is delivered, as its closed / dispatched / delivered events carry it."""
+    point = await session.get(PickupPoint, group.pickup_point_id) if group.pickup_point_id else None
+    return {
+        "pickup_point_id": group.pickup_point_id,
+        "pickup_point_name": point.name if point is not None else "",
+    }
+
+
+async def tell_buyer(session: AsyncSession, order: Order, title: str, body: str, *, key: str) -> None:
+    """One inbox item to the order's buyer about its group (once per ``key``), linking to the order."""
+    await inbox.notify(
+        session,
+        user_id=order.user_id,
+        kind="groupbuy",
+        title=title,
+        body=body,
+        link=f"/orders/{order.id}",
+        dedupe_key=f"{key}:{order.id}",
+    )
+
+
 async def get_group_order(session: AsyncSession, group_order_id: int, *, fresh: bool = False) -> GroupOrder:
     group = await session.get(GroupOrder, group_order_id, populate_existing=fresh)
     if group is None:
@@ -313,17 +355,7 @@ async def open_group(
         _history(
             session, group, None, GroupState.collecting.value, units=0, now=now, reason="first paid order"
         )
-        record_event(
-            session,
-            events.OPENED,
-            subjects=_subjects(group),
-            payload={
-                "group_order_id": group.id,
-                "community_name": group.community_name,
-                "threshold": group.threshold,
-            },
-            occurred_at=now,
-        )
+        record_group_event(session, group, events.OPENED, now=now, threshold=group.threshold)
         if terms.cutoff_at is not None:
             await schedule_job(
                 session,
@@ -381,34 +413,26 @@ async def _move_units(
         if was == GroupState.collecting.value and state == GroupState.reached.value:
             await _announce_reached(session, group, terms, now=now)
         elif was == GroupState.reached.value and state == GroupState.collecting.value:
-            record_event(
+            record_group_event(
                 session,
+                group,
                 events.FELL_BELOW,
+                now=now,
                 actor_id=actor_id,
-                subjects=_subjects(group),
-                payload={
-                    "group_order_id": group.id,
-                    "community_name": group.community_name,
-                    "units": units,
-                    "threshold": threshold,
-                },
-                occurred_at=now,
+                units=units,
+                threshold=threshold,
             )
     if n != 0 or state in OPEN_STATES:
-        record_event(
+        record_group_event(
             session,
+            group,
             events.PROGRESSED,
+            now=now,
             actor_id=actor_id,
-            subjects=_subjects(group),
-            payload={
-                "group_order_id": group.id,
-                "community_name": group.community_name,
-                "units": units,
-                "threshold": threshold,
-                "reached": units >= threshold,
-                "state": state,
-            },
-            occurred_at=now,
+            units=units,
+            threshold=threshold,
+            reached=units >= threshold,
+            state=state,
         )
     return group
 
@@ -428,19 +452,15 @@ async def _announce_reached(session: AsyncSession, group: GroupOrder, terms: Ter
     if claimed is None:
         return
     group.reached_at = now
-    record_event(
+    record_group_event(
         session,
+        group,
         events.REACHED,
-        subjects=_subjects(group),
-        payload={
-            "group_order_id": group.id,
-            "community_name": group.community_name,
-            "units": group.units,
-            "threshold": group.threshold,
-            "deliver_by": terms.deliver_by.isoformat(),
-            "promise_text": terms.promise_text,
-        },
-        occurred_at=now,
+        now=now,
+        units=group.units,
+        threshold=group.threshold,
+        deliver_by=terms.deliver_by.isoformat(),
+        promise_text=terms.promise_text,
     )
     when = terms.promise_text.split("前", 1)[0]
     room_service.post_system_notice(
@@ -575,21 +595,15 @@ async def close_session(
             now=now,
             reason=f"cutoff: {group.outcome}",
         )
-        point = await session.get(PickupPoint, group.pickup_point_id) if group.pickup_point_id else None
-        record_event(
+        record_group_event(
             session,
+            group,
             events.CLOSED,
-            subjects=_subjects(group),
-            payload={
-                "group_order_id": group.id,
-                "community_name": group.community_name,
-                "pickup_point_id": group.pickup_point_id,
-                "pickup_point_name": point.name if point is not None else "",
-                "units": group.units,
-                "threshold": group.threshold,
-                "outcome": group.outcome,
-            },
-            occurred_at=now,
+            now=now,
+            **await place_fields(session, group),
+            units=group.units,
+            threshold=group.threshold,
+            outcome=group.outcome,
         )
         for order in await contributing_orders(session, group.id):
             await _settle_order(session, group, order, terms, now=now)
@@ -624,19 +638,12 @@ async def _settle_order(
     from linli.groupbuy import pickup
 
     outcome = Outcome(group.outcome or Outcome.free_delivery.value)
-    link = f"/orders/{order.id}"
-    key = f"groupbuy.outcome:{order.id}"
+    key = "groupbuy.outcome"
     name, threshold = group.community_name, group.threshold
     short = f"{name}本场共集{group.units}份,未达到{threshold}份"
     if outcome is Outcome.free_delivery:
-        await inbox.notify(
-            session,
-            user_id=order.user_id,
-            kind="groupbuy",
-            title=f"{name}已成团",
-            body=f"本社区已集齐{threshold}份,{terms.promise_text}。",
-            link=link,
-            dedupe_key=key,
+        await tell_buyer(
+            session, order, f"{name}已成团", f"本社区已集齐{threshold}份,{terms.promise_text}。", key=key
         )
         return
     if outcome is Outcome.delivery_fee:
@@ -659,15 +666,7 @@ async def _settle_order(
             if status is FeeStatus.due
             else f"{short}。我们仍按时配送到小区自提点,本次配送费{format_fen(fee)}已为您免除。"
         )
-        await inbox.notify(
-            session,
-            user_id=order.user_id,
-            kind="groupbuy",
-            title="未成团,照常配送",
-            body=body,
-            link=link,
-            dedupe_key=key,
-        )
+        await tell_buyer(session, order, "未成团,照常配送", body, key=key)
         return
     if outcome is Outcome.store_pickup:
         store = await _nearest_store(session, group, terms)
@@ -676,30 +675,16 @@ async def _settle_order(
                 session, order.id, store.id, reason=f"group {group.id} below threshold", now=now
             )
             await pickup.move_code(session, order, now=now)
-        await inbox.notify(
-            session,
-            user_id=order.user_id,
-            kind="groupbuy",
-            title="未成团,改为门店自提",
-            body=f"{short},订单改为到{store.name}({store.address})自提,凭取货码取货。",
-            link=link,
-            dedupe_key=key,
-        )
+        body = f"{short},订单改为到{store.name}({store.address})自提,凭取货码取货。"
+        await tell_buyer(session, order, "未成团,改为门店自提", body, key=key)
         return
     try:
         await orders.approve_refund(session, order.id, actor=None, reason=f"{name}未成团,全额退款", now=now)
     except InvalidOrderTransition:
         log.warning("group %s: order %s could not be refunded (%s)", group.id, order.id, order.status)
         return
-    await inbox.notify(
-        session,
-        user_id=order.user_id,
-        kind="groupbuy",
-        title="未成团,已全额退款",
-        body=f"{short},货款{format_fen(order.total_fen)}将原路退回。",
-        link=link,
-        dedupe_key=key,
-    )
+    body = f"{short},货款{format_fen(order.total_fen)}将原路退回。"
+    await tell_buyer(session, order, "未成团,已全额退款", body, key=key)
 
 
 async def session_ended(session: AsyncSession, session_id: int, at: datetime) -> None:

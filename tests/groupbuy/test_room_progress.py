@@ -16,24 +16,14 @@ from linli.core.hub import LocalHub
 from linli.core.runtime import Runtime
 from linli.groupbuy import events
 from linli.live.room import progress
-from linli.live.room.fanout import Room, RoomConfig, RoomRegistry, Write
-from linli.live.room.messages import Frame, channel
+from linli.live.room.fanout import Room, RoomConfig, RoomRegistry
+from linli.live.room.messages import channel
 from linli.live.room.publisher import room_consumer
 from linli.live.room.service import Snapshot
 from tests.groupbuy.factories import Town
 
-
-class RecordingHub(LocalHub):
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def publish(self, channel: str, message: bytes) -> None:
-        self.sent.append((channel, orjson.loads(message)))
-        await super().publish(channel, message)
-
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [e for _c, e in self.sent if e.get("k") == kind]
+# The live room tests' recording hub and in-memory viewer.
+from tests.live.test_room_orders import RecordingHub, Socket, Writer
 
 
 def test_live_spells_the_groupbuy_event_name_itself() -> None:
@@ -68,27 +58,6 @@ async def test_progress_events_reach_the_rooms_channel_and_its_snapshot(town: To
         str(town.hoods[0].community.id): (3, 3),
         str(town.hoods[1].community.id): (2, 3),
     }
-
-
-class Writer:
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-
-    def write(self, frame: Frame) -> Write:
-        self.frames.append(frame)
-        return Write.ok
-
-    def close(self) -> None:
-        return None
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        return [m for f in self.frames for m in orjson.loads(f.payload)["msgs"]]
-
-
-class Socket:
-    async def close(self, code: int = 1000) -> None:
-        return None
 
 
 @pytest.fixture
