@@ -173,7 +173,8 @@ async def update_settings(
     row.updated_at = now
     await session.flush()
     terms = _terms(live_session, row)
-    if terms.deliver_by <= (terms.cutoff_at or now):
+    moved = "deliver_by" in changes or "cutoff_at" in changes
+    if moved and terms.deliver_by <= (terms.cutoff_at or now):
         raise InvalidSettings("the delivery promise must come after the cutoff", field="deliver_by")
     record_event(
         session,
