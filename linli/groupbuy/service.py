@@ -71,6 +71,11 @@ def cutoff_job_key(session_id: int) -> str:
     return f"{CUTOFF_JOB}:{session_id}"
 
 
+async def schedule_cutoff(session: AsyncSession, session_id: int, at: datetime) -> None:
+    """The session's durable cutoff timer (one per session: its key; fired after any restart)."""
+    await schedule_job(session, CUTOFF_JOB, at, {"session_id": session_id}, key=cutoff_job_key(session_id))
+
+
 # --- terms ------------------------------------------------------------------------------------------
 
 
@@ -190,13 +195,7 @@ async def update_settings(
     if "cutoff_at" in changes:
         await cancel_job(session, cutoff_job_key(session_id))
         if terms.cutoff_at is not None:
-            await schedule_job(
-                session,
-                CUTOFF_JOB,
-                terms.cutoff_at,
-                {"session_id": session_id},
-                key=cutoff_job_key(session_id),
-            )
+            await schedule_cutoff(session, session_id, terms.cutoff_at)
     if "threshold" in changes:
         groups = await session.execute(
             select(GroupOrder.id, GroupOrder.state).where(
@@ -358,13 +357,7 @@ async def open_group(
         )
         record_group_event(session, group, events.OPENED, now=now, threshold=group.threshold)
         if terms.cutoff_at is not None:
-            await schedule_job(
-                session,
-                CUTOFF_JOB,
-                terms.cutoff_at,
-                {"session_id": session_id},
-                key=cutoff_job_key(session_id),
-            )
+            await schedule_cutoff(session, session_id, terms.cutoff_at)
     return group
 
 
@@ -693,4 +686,4 @@ async def session_ended(session: AsyncSession, session_id: int, at: datetime) ->
     row = await session.get(GroupSettings, session_id)
     if row is not None and row.cutoff_at is not None:
         return
-    await schedule_job(session, CUTOFF_JOB, at, {"session_id": session_id}, key=cutoff_job_key(session_id))
+    await schedule_cutoff(session, session_id, at)
