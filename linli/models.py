@@ -10,6 +10,7 @@ def import_all_models() -> None:
     import linli.core.events
     import linli.core.jobs
     import linli.core.ratelimit
+    import linli.groupbuy.models
     import linli.identity.models
     import linli.live.models
     import linli.orders.models

@@ -956,23 +956,69 @@ async def mark_refunded(
 
 
 async def approve_refund(
-    session: AsyncSession, order_id: int, *, actor: User, reason: str = "", now: datetime | None = None
+    session: AsyncSession,
+    order_id: int,
+    *,
+    actor: User | None,
+    reason: str = "",
+    now: datetime | None = None,
 ) -> Order:
     """An operator refunds a paid order (requested or not): it moves to ``refund_requested`` and the
     payment's provider is asked to refund it (``refunds.request_provider_refund``); when nothing was paid
-    through a provider the order is marked refunded at once. Approving again changes nothing."""
+    through a provider the order is marked refunded at once. Approving again changes nothing. ``actor``
+    None: the platform itself refunds (a group order's cutoff policy)."""
     now = now or utcnow()
+    actor_id = actor.id if actor is not None else None
     order = await _lock_order(session, order_id)
     if order.status == S.refunded:
         return order
     order = await _to_refund_requested(
-        session, order, actor_id=actor.id, reason=reason or "refund approved by an operator", now=now
+        session, order, actor_id=actor_id, reason=reason or "refund approved by an operator", now=now
     )
-    started = await refunds.request_provider_refund(session, order, actor_id=actor.id)
+    started = await refunds.request_provider_refund(session, order, actor_id=actor_id)
     if not started:
         order = await mark_refunded(
-            session, order.id, provider_ref=None, actor_id=actor.id, reason=reason or "refunded", now=now
+            session, order.id, provider_ref=None, actor_id=actor_id, reason=reason or "refunded", now=now
         )
+    return order
+
+
+async def move_to_store(
+    session: AsyncSession,
+    order_id: int,
+    store_id: int,
+    *,
+    actor_id: int | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Order:
+    """Change a paid order's fulfilment to pickup at an open store (a group order below its threshold
+    moved to store pickup); ``order.fulfilment_changed``. Moving it to the store it is at changes nothing."""
+    now = now or utcnow()
+    order = await _lock_order(session, order_id)
+    if order.fulfilment == Fulfilment.store.value and order.store_id == store_id:
+        return order
+    if order.status != S.paid:
+        raise _refuse(order, "moved to store pickup")
+    store = await _store(session, store_id)
+    before = {
+        "fulfilment": order.fulfilment,
+        "pickup_point_id": order.pickup_point_id,
+        "store_id": order.store_id,
+    }
+    order.fulfilment = Fulfilment.store.value
+    order.store_id = store.id
+    order.pickup_point_id = None
+    order.updated_at = now
+    record_event(
+        session,
+        events.ORDER_FULFILMENT_CHANGED,
+        actor_id=actor_id,
+        subjects=_subjects(order),
+        payload={"from": before, "fulfilment": order.fulfilment, "store_id": store.id, "reason": reason},
+        occurred_at=now,
+    )
+    await session.flush()
     return order
 
 

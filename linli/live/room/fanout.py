@@ -209,6 +209,8 @@ class Room:
         self.likes_buffer = 0
         # The last few purchases (ticker lines), for a viewer who joins or resumes.
         self.purchases: deque[dict[str, Any]] = deque(maxlen=TICKER_SIZE)
+        # Each community's group-order progress (latest by event id), keyed by community id.
+        self.progress: dict[str, dict[str, Any]] = {}
         self.frames_sent = 0
         self._state: Frame | None = None
         self.subscription: Subscription | None = None
@@ -260,6 +262,8 @@ class Room:
         self.comments = deque(snapshot.comments, maxlen=self.config.recent_comments)
         self.banned_users = set(snapshot.banned_user_ids)
         self.banned_devices = set(snapshot.banned_anonymous_ids)
+        for entry in snapshot.progress.values():
+            self._keep_progress(entry)
         self.ring.clear()
         self.pending = {s: m for s, m in self.pending.items() if s > self.seq}
         self.gap_since = None
@@ -349,6 +353,7 @@ class Room:
             "likes": self.likes,
             "comments": list(self.comments),
             "purchases": list(self.purchases),
+            "progress": self._progress_items(self.progress),
         }
 
     def state_frame(self) -> Frame:
@@ -371,6 +376,10 @@ class Room:
             {"type": "like_burst", "seq": self.seq, "n": 0, "total": self.likes},
             {"type": "stock", "seq": self.seq, "items": {str(i["id"]): i["stock_left"] for i in self.lineup}},
         ]
+        if self.progress:
+            counters.append(
+                {"type": "progress", "seq": self.seq, "items": self._progress_items(self.progress)}
+            )
         return Frame.of(self.seq, missed + counters)
 
     # --- receiving from the hub -------------------------------------------------------------------
@@ -414,6 +423,8 @@ class Room:
             self._receive_stock(envelope["items"])
         elif kind == "purchase":
             self._receive_purchase(envelope)
+        elif kind == "progress":
+            self._receive_progress(envelope)
         elif kind in ("ban", "unban"):
             users = {int(u) for u in envelope.get("user_ids", [])}
             devices = {str(a) for a in envelope.get("anonymous_ids", [])}
@@ -455,6 +466,30 @@ class Room:
         self.purchases.append(line)
         fresh = [*self.counters.get("purchase", {}).get("items", []), line][-TICKER_SIZE:]
         self.counters["purchase"] = {"type": "purchase", "items": fresh}
+
+    def _keep_progress(self, entry: dict[str, Any]) -> bool:
+        """Keep a community's progress unless a newer one (higher event id) is already kept."""
+        key = str(entry.get("community_id"))
+        known = self.progress.get(key)
+        if known is not None and int(known.get("e", 0)) >= int(entry.get("e", 0)):
+            return False
+        self.progress[key] = {k: v for k, v in entry.items() if k != "k"}
+        return True
+
+    def _receive_progress(self, envelope: dict[str, Any]) -> None:
+        """A community's group-order units: the newest per community goes out in the frame's one
+        ``progress`` message, with the other communities that changed since the last frame."""
+        if not self._keep_progress(envelope):
+            return
+        key = str(envelope.get("community_id"))
+        fresh = self._progress_items({key: self.progress[key]})
+        changed = {**self.counters.get("progress", {}).get("items", {}), **fresh}
+        self.counters["progress"] = {"type": "progress", "items": changed}
+        self._state = None
+
+    @staticmethod
+    def _progress_items(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {key: {k: v for k, v in e.items() if k != "e"} for key, e in entries.items()}
 
     def apply(self, message: dict[str, Any]) -> None:
         kind = message["type"]

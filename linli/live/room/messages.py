@@ -12,7 +12,9 @@ To viewers, every 100–200 ms, one frame: ``{"seq": N, "msgs": [...]}``. Each m
   per frame. They carry the room's sequence number at the time (the last sequenced message they follow)
   and do not advance it; nothing is replayed for them, a resumed client gets their current values.
   ``purchase`` (the ticker: ``items``, the purchases paid since the last frame, at most five, each with
-  the masked ``buyer``, ``community``, ``product_name`` and ``quantity``) is coalesced the same way.
+  the masked ``buyer``, ``community``, ``product_name`` and ``quantity``) is coalesced the same way, and
+  so is ``progress`` (``items``: community id → ``community_name``, ``units``, ``threshold``, ``reached``,
+  only the communities that changed since the last frame; ``state`` has them all).
 - ``state`` — the whole room (session, pinned item, lineup with stock left, viewers, likes, the last 50
   comments) at ``seq``: sent on join, and with ``"reset": true`` when a resume cannot be served.
 
@@ -24,7 +26,8 @@ a batch redelivered after a crash publishes the same numbers again (receivers dr
 Between processes (hub channel ``live:room:{id}``) envelopes are ``{"k": kind, ...}``: ``msg`` (a
 sequenced message, with the id ``e`` of the event it came from), ``likes``, ``presence`` (one process's
 viewer count), ``ban``, ``stock`` (units left per item, from order events) and ``purchase`` (one ticker
-line, with the id ``e`` of its ``order.paid`` event).
+line, with the id ``e`` of its ``order.paid`` event) and ``progress`` (one community's group-order units,
+with the id ``e`` of its ``group_order.progressed`` event).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import orjson
 SEQUENCED = frozenset(
     {"comment", "reply", "comment_deleted", "pinned_product", "lineup", "session_status", "system_notice"}
 )
-COUNTERS = frozenset({"viewers", "like_burst", "stock", "purchase"})
+COUNTERS = frozenset({"viewers", "like_burst", "stock", "purchase", "progress"})
 
 # Close codes a client acts on (4000–4999 are the application's): do not reconnect after these.
 CLOSE_BANNED = 4003

@@ -18,7 +18,7 @@ from linli.core.events import Event
 from linli.core.hub import Hub
 from linli.live import comments, lottery
 from linli.live.models import LiveSession
-from linli.live.room import purchases
+from linli.live.room import progress, purchases
 from linli.live.room import service as room_service
 from linli.live.room.messages import channel, comment_message, encode
 
@@ -45,6 +45,7 @@ ROOM_EVENTS = frozenset(
         lottery.STARTED,
         lottery.DRAWN,
         *purchases.ORDER_EVENTS,
+        progress.PROGRESSED,
     }
 )
 
@@ -108,6 +109,8 @@ def room_consumer(hub: Hub) -> Consumer:
             envelopes.append(control)
         # Orders: stock left and the purchase ticker, coalesced by each room (not sequenced).
         envelopes.extend(await purchases.envelopes_for(session, event))
+        # Group orders: each community's progress, coalesced by each room the same way.
+        envelopes.extend(progress.envelopes_for(event))
         for message in await messages_for(session, event):
             message["seq"] = await room_service.next_seq(session, event.session_id)
             envelopes.append({"k": "msg", "e": event.id, "m": message})

@@ -20,6 +20,7 @@ from linli.identity.models import User
 from linli.live import comments, lottery, service
 from linli.live.errors import InvalidComment, RoomClosed, SessionNotFound
 from linli.live.models import LineupItem, LiveSession, RoomState, SessionStatus
+from linli.live.room import progress
 from linli.live.room.messages import comment_message, lineup_entry
 
 PINNED, LIKED, NOTICE = "live.product_pinned", "live.liked", "live.notice_posted"
@@ -178,6 +179,8 @@ class Snapshot:
     banned_anonymous_ids: set[str] = field(default_factory=set)
     # The running keyword lottery, as its ``lottery_started`` message (None when none runs).
     lottery: dict[str, Any] | None = None
+    # Each community's group-order progress, keyed by community id (``progress.latest``).
+    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 async def load_snapshot(session: AsyncSession, session_id: int) -> Snapshot:
@@ -205,6 +208,7 @@ async def load_snapshot(session: AsyncSession, session_id: int) -> Snapshot:
         banned_user_ids=set(bans.user_ids),
         banned_anonymous_ids=set(bans.anonymous_ids),
         lottery=lottery.started_message(running) if running is not None else None,
+        progress=await progress.latest(session, session_id),
     )
 
 

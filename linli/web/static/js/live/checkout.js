@@ -167,8 +167,21 @@ if (root && sheet) {
     storeSelect.replaceChildren(...stores);
     $("fulfil-store").disabled = stores.length === 0;
     if (!point && stores.length) $("fulfil-store").checked = true;
+    if (point) $("fulfil-pickup").checked = true;
     storeSelect.hidden = fulfilment() !== "store";
+    // No community yet: a higher domain's script (the group-order community picker) fills the slot.
+    const slot = sheet.querySelector("[data-slot=checkout-community]");
+    if (slot && !options.community_id) root.dispatchEvent(new CustomEvent("checkout:needs-community", { detail: { slot } }));
   };
+
+  // The neighbour chose a community in that slot: its pickup points become the default.
+  root.addEventListener("checkout:community-chosen", async () => {
+    const result = await getJSON("/api/v1/orders/checkout-options");
+    if (result.ok) {
+      options = result.data;
+      paintOptions();
+    }
+  });
 
   const open = async (card) => {
     if (!loggedIn) return toLogin();

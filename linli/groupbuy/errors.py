@@ -1,0 +1,53 @@
+"""The groupbuy domain's errors, each with its HTTP status."""
+
+from __future__ import annotations
+
+from linli.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+
+
+class GroupOrderNotFound(NotFound):
+    pass
+
+
+class BatchNotFound(NotFound):
+    pass
+
+
+class InvalidSettings(Unprocessable):
+    pass
+
+
+class SettingsLocked(Conflict):
+    """The session's groups were already settled at cutoff."""
+
+
+class InvalidGroupTransition(Conflict):
+    pass
+
+
+class InvalidBatch(Unprocessable):
+    pass
+
+
+class WrongPickupCode(NotFound):
+    """No open code like it at this point (counted against the leader's attempts)."""
+
+
+class NotYourPickupPoint(Forbidden):
+    pass
+
+
+class NotReadyForPickup(Conflict):
+    pass
+
+
+class TooManyUnits(Unprocessable):
+    pass
+
+
+class NoStoreForPickup(Conflict):
+    pass
+
+
+class NoPickupCode(NotFound):
+    pass

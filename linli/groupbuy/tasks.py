@@ -1,0 +1,52 @@
+"""The groupbuy domain's background work: the counting consumer and the durable cutoff timer."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from linli.core.clock import as_utc
+from linli.core.consumers import Consumer
+from linli.core.events import Event
+from linli.core.jobs import Job
+from linli.groupbuy import events, service
+from linli.groupbuy.service import CUTOFF_JOB
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CONSUMER", "CUTOFF_JOB", "count_consumer", "cutoff_job"]
+
+CONSUMER = "groupbuy.count"
+TYPES = frozenset({events.ORDER_PAID, events.ORDER_REFUNDED, events.ORDER_CANCELLED, events.SESSION_ENDED})
+
+
+async def handle(session: AsyncSession, event: Event) -> None:
+    """Count a paid order into its group, take a refunded one back out, and start the cutoff of a session
+    that ended without an explicit one. Idempotent (see ``service``): redelivery changes nothing."""
+    if event.type == events.SESSION_ENDED:
+        if event.session_id is not None:
+            await service.session_ended(session, event.session_id, as_utc(event.occurred_at))
+        return
+    if event.order_id is None:
+        return
+    if event.type == events.ORDER_PAID:
+        await service.count_paid_order(session, event.order_id, now=as_utc(event.occurred_at))
+    else:
+        await service.uncount_order(
+            session, event.order_id, reason=f"order {event.order_id} {event.type[6:]}"
+        )
+
+
+def count_consumer() -> Consumer:
+    # From the beginning: orders paid before this consumer existed belong to their groups too.
+    return Consumer(name=CONSUMER, handler=handle, types=TYPES, from_beginning=True)
+
+
+async def cutoff_job(session: AsyncSession, job: Job) -> None:
+    """``groupbuy.cutoff``: settle the session's open groups (idempotent, as jobs must be)."""
+    session_id = job.payload.get("session_id")
+    if not isinstance(session_id, int):
+        log.warning("cutoff job %s has no session id: %r", job.id, job.payload)
+        return
+    await service.close_session(session, session_id)
