@@ -55,6 +55,15 @@ class World:
             await session.commit()
         return cls(db=db, sale=sale, t0=utcnow(), users=users)
 
+    async def join(self, *names: str) -> None:
+        """Put neighbours in the sale's community (referrers must belong somewhere to rank)."""
+        async with self.db.sessionmaker() as session:
+            for name in names:
+                await community_service.join_community(
+                    session, self.users[name].id, self.sale.community.id, "chosen"
+                )
+            await session.commit()
+
     def at(self, days: float) -> datetime:
         return self.t0 + timedelta(days=days)
 
