@@ -8,13 +8,19 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.core.consumers import Consumer
+from linli.core.errors import LinliError
 from linli.core.events import Event
+from linli.core.runtime import Runtime
+from linli.identity.models import User
 from linli.orders.errors import OrderNotFound
-from linli.referral import events, service
+from linli.referral import events, service, shares
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "referral.attribution"
+PRERENDER = "referral.posters"
+# Drawn the moment the payment is recorded, so the neighbour coming back from the cashier finds them.
+PRERENDERED_FORMATS = ("moments", "chat")
 
 
 async def _on_event(session: AsyncSession, event: Event) -> None:
@@ -36,4 +42,29 @@ def attribution_consumer() -> Consumer:
         name=CONSUMER,
         handler=_on_event,
         types=frozenset({events.ORDER_PAID, events.ORDER_REFUNDED, events.LOGGED_IN}),
+    )
+
+
+def poster_prerender_consumer(runtime: Runtime) -> Consumer:
+    """On ``order.paid``, draw the buyer's default posters into the cache before they are asked for.
+
+    Only files are written (idempotent: a poster already cached is left alone); it starts at the end of the
+    log, so a new install does not draw every past order's poster."""
+
+    async def handler(session: AsyncSession, event: Event) -> None:
+        if event.order_id is None or event.user_id is None:
+            return
+        user = await session.get(User, event.user_id)
+        if user is None:
+            return
+        for fmt in PRERENDERED_FORMATS:
+            try:
+                await shares.poster_file(session, runtime, event.order_id, user, fmt=fmt, line=None)
+            except LinliError as exc:
+                # Refunded or gone meanwhile: nothing to draw.
+                log.info("no poster for order %s: %s", event.order_id, exc.message)
+                return
+
+    return Consumer(
+        name=PRERENDER, handler=handler, types=frozenset({events.ORDER_PAID}), from_beginning=False
     )

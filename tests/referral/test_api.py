@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from linli.core.db import Database
 from linli.core.events import Event
-from linli.identity.models import Role, UserRole
+from linli.core.runtime import Runtime
+from linli.identity.models import Role, User, UserRole
 from linli.identity.tokens import issue_session
 from linli.live.models import SensitiveWord
 from linli.referral import shares
@@ -240,3 +241,24 @@ async def test_the_order_page_has_the_share_panel(
     room = await client.get(f"/live/{world.sale.live_session.id}", headers=headers)
     assert "data-referral-sheet" in room.text
     assert "/static/js/referral/share.js" in room.text
+
+
+async def test_the_posters_are_drawn_when_the_payment_is_recorded(db: Database, runtime: Runtime) -> None:
+    from linli.core.consumers import run_consumer_once
+    from linli.referral.tasks import poster_prerender_consumer
+
+    consumer = poster_prerender_consumer(runtime)
+    world = await World.create(db)
+    await run_consumer_once(db, consumer)  # its cursor starts at the end of the log: past orders are left
+    await world.visit("B", "A")
+    order_id = await world.pay("B")
+    assert await run_consumer_once(db, consumer) >= 1
+    folder = runtime.settings.media_dir / "posters" / str(order_id)
+    names = sorted(p.name.split("-")[0] for p in folder.iterdir())
+    assert names == ["chat", "moments"]
+    async with db.sessionmaker() as session:
+        user = await session.get(User, world.users["B"].id)
+        assert user is not None
+        path = await shares.poster_file(session, runtime, order_id, user, fmt="moments", line=None)
+    assert path.parent == folder
+    assert path.name in {p.name for p in folder.iterdir()}

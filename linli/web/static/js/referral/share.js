@@ -14,7 +14,9 @@ if (sheet) {
   let kit = null;
   let format = "moments";
   let line = "";
-  let shownFor = new Set();
+  const shownFor = new Set();
+  // When the sheet was asked for (the payment confirmed): the first poster's load is timed from it.
+  let openedAt = null;
 
   const post = (kind, channel) =>
     fetch(`/api/v1/referral/orders/${kit.order_id}/share-events`, {
@@ -48,7 +50,11 @@ if (sheet) {
     $("share-loading").hidden = true;
     img.hidden = false;
     showError("");
-    const key = `${format}|${line}`;
+    if (openedAt !== null) {
+      sheet.dataset.shownMs = String(Math.round(performance.now() - openedAt));
+      openedAt = null;
+    }
+    const key = posterUrl();
     if (!shownFor.has(key)) {
       shownFor.add(key);
       post("shown");
@@ -63,19 +69,26 @@ if (sheet) {
   });
 
   const open = async (orderId) => {
+    openedAt = performance.now();
+    // The default poster's URL needs only the order: it starts loading while the kit is fetched.
+    kit = { order_id: orderId, default_line: "" };
+    line = "";
+    sheet.hidden = false;
+    sheet.dataset.orderId = String(orderId);
+    paint();
     const response = await fetch(`/api/v1/referral/orders/${orderId}/share`, {
       credentials: "same-origin",
       headers: { Accept: "application/json" },
     }).catch(() => null);
-    if (!response || !response.ok) return;
+    if (!response || !response.ok) {
+      if (response && response.status === 404) sheet.hidden = true;
+      return;
+    }
     kit = await response.json();
     line = kit.default_line;
     lineBox.value = line;
     $("share-lead").textContent = (text.lead || "").split("{code}").join(kit.code);
     $("share-link").textContent = kit.share_url;
-    sheet.hidden = false;
-    sheet.dataset.orderId = String(kit.order_id);
-    paint();
   };
 
   sheet.querySelectorAll("[data-format]").forEach((button) =>
