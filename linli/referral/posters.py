@@ -9,8 +9,7 @@ character (Chinese has no spaces to break at).
 
 ``render_poster`` is a pure function of a ``PosterSpec`` (picklable, so a process pool can run it); what
 it reuses between calls is per process: the fonts, each format's background, the scaled product photo.
-Posters are cached on disk per (order, format, hash of what is drawn) under the media dir and served as
-static files.
+Posters are cached on disk per (order, format, text) under the media dir and served as static files.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import hashlib
 import io
 import os
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import segno
@@ -57,11 +56,6 @@ class PosterSpec:
     brand: str = "麦香邻里"
     photo_path: str | None = None
     avatar_path: str | None = None
-
-    def digest(self) -> str:
-        """What the cache is keyed by: every field that changes the picture, and the layout version."""
-        raw = repr(sorted(asdict(self).items())) + VERSION
-        return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
 # --- fonts -----------------------------------------------------------------------------------------
@@ -323,8 +317,15 @@ def render_poster(spec: PosterSpec) -> bytes:
 # --- the disk cache --------------------------------------------------------------------------------
 
 
-def poster_path(media_dir: Path, order_id: int, spec: PosterSpec) -> Path:
-    return media_dir / "posters" / str(order_id) / f"{spec.format}-{spec.digest()}.jpg"
+def poster_path(
+    media_dir: Path, order_id: int, fmt: str, line: str, nickname: str, avatar: str | None
+) -> Path:
+    """Where the poster of (order, format, text) is cached. The order fixes product and price; the
+    owner's nickname and avatar are in the key too, so a changed profile draws a fresh poster. Computed
+    from the request alone, so a cached poster is found without reading the order's lines."""
+    raw = "\x1f".join([VERSION, str(order_id), fmt, line, nickname, avatar or ""])
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:24]
+    return media_dir / "posters" / str(order_id) / f"{fmt}-{digest}.jpg"
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -25,7 +25,7 @@ from linli.core.runtime import Runtime
 from linli.identity.models import User
 from linli.live import comments
 from linli.orders import service as orders_service
-from linli.orders.errors import InvalidOrderTransition
+from linli.orders.errors import InvalidOrderTransition, OrderNotFound
 from linli.orders.models import Order, OrderStatus
 from linli.referral import events, posters, service
 from linli.referral.errors import InvalidPosterFormat, InvalidShareLine
@@ -122,20 +122,51 @@ def poster_spec(kit: ShareKit, user: User, fmt: str, line: str, media_dir: Path)
     )
 
 
+def cached_poster(runtime: Runtime, order_id: int, user: User, fmt: str, line: str = "") -> Path:
+    """Where the poster of the neighbour's order in ``fmt`` with ``line`` ("" for the default) is cached."""
+    return posters.poster_path(
+        runtime.settings.media_dir, order_id, fmt, line, user.display_name, user.avatar_path
+    )
+
+
+def _line_key(raw: str | None) -> str:
+    return " ".join((raw or "").split())
+
+
+async def _owned_status(session: AsyncSession, order_id: int, user: User) -> str:
+    """The status of the neighbour's own order, in one narrow query (the cached poster's hot path)."""
+    row = (
+        await session.execute(select(Order.user_id, Order.status).where(Order.id == order_id))
+    ).one_or_none()
+    if row is None or row[0] != user.id:
+        raise OrderNotFound(f"no order with id {order_id}", order_id=order_id)
+    if row[1] not in SHAREABLE:
+        raise InvalidOrderTransition("only a paid order has a share poster", order_id=order_id, status=row[1])
+    return str(row[1])
+
+
 async def poster_file(
     session: AsyncSession, runtime: Runtime, order_id: int, user: User, *, fmt: str, line: str | None
 ) -> Path:
     """The poster's file on disk, rendered first (off the event loop) unless cached for this (order,
-    format, text). Raises the 404/409/422 of ``shareable_order``, ``check_format``, ``clean_share_line``."""
+    format, text). Raises 404 (not theirs), 409 (not paid), 422 (format, line: too long, refused word).
+
+    A cached poster costs one narrow query: its line passed the filter when it was drawn."""
     fmt = check_format(fmt)
-    order = await shareable_order(session, order_id, user)
-    kit = await share_kit(session, runtime, order, user)
-    text = await clean_share_line(session, runtime, line, kit.default_line)
+    key = _line_key(line)
+    if len(key) > SHARE_LINE_MAX:
+        raise InvalidShareLine(
+            f"the share line is at most {SHARE_LINE_MAX} characters", field="line", max_length=SHARE_LINE_MAX
+        )
     media_dir = runtime.settings.media_dir
-    spec = poster_spec(kit, user, fmt, text, media_dir)
-    path = posters.poster_path(media_dir, order.id, spec)
+    await _owned_status(session, order_id, user)
+    path = cached_poster(runtime, order_id, user, fmt, key)
     if path.exists():
         return path
+    order = await shareable_order(session, order_id, user)
+    kit = await share_kit(session, runtime, order, user)
+    text = await clean_share_line(session, runtime, key, kit.default_line)
+    spec = poster_spec(kit, user, fmt, text, media_dir)
     pool = runtime.extras.get("referral.poster_pool")
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(pool, posters.render_to, path, spec)

@@ -115,12 +115,17 @@ def test_a_product_photo_is_drawn_in_the_photo_box(tmp_path: Path) -> None:
     assert b < 80
 
 
-def test_the_cache_key_follows_the_text_and_the_format(tmp_path: Path) -> None:
-    a = posters.poster_path(tmp_path, 7, spec("moments"))
-    assert a == posters.poster_path(tmp_path, 7, spec("moments"))
-    assert a != posters.poster_path(tmp_path, 7, spec("moments", line="别的话"))
-    assert a != posters.poster_path(tmp_path, 7, spec("chat"))
-    assert a != posters.poster_path(tmp_path, 8, spec("moments"))
+def _path(directory: Path, order_id: int, s: posters.PosterSpec) -> Path:
+    return posters.poster_path(directory, order_id, s.format, s.line, s.nickname, s.avatar_path)
+
+
+def test_the_cache_key_follows_the_order_format_text_and_profile(tmp_path: Path) -> None:
+    a = _path(tmp_path, 7, spec("moments"))
+    assert a == _path(tmp_path, 7, spec("moments"))
+    assert a != _path(tmp_path, 7, spec("moments", line="别的话"))
+    assert a != _path(tmp_path, 7, spec("chat"))
+    assert a != _path(tmp_path, 8, spec("moments"))
+    assert a != _path(tmp_path, 7, spec("moments", nickname="李姐"))
     path = posters.render_to(a, spec("moments"))
     first = path.stat().st_mtime_ns
     posters.render_to(a, spec("moments"))
