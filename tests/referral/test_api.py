@@ -262,3 +262,25 @@ async def test_the_posters_are_drawn_when_the_payment_is_recorded(db: Database, 
         path = await shares.poster_file(session, runtime, order_id, user, fmt="moments", line=None)
     assert path.parent == folder
     assert path.name in {p.name for p in folder.iterdir()}
+
+
+async def test_the_operators_settings_page(client: httpx.AsyncClient, db: Database, world: World) -> None:
+    operator = await _token(db, world, "O", operator=True)
+    page = await client.get("/admin/referral", headers=operator)
+    assert page.status_code == 200
+    assert 'name="window_days"' in page.text
+    assert 'data-testid="share-timing"' in page.text
+    saved = await client.post(
+        "/admin/referral",
+        data={"window_days": "14", "top_n": "5", "rewards": "", "last_touch": "1"},
+        headers=operator,
+    )
+    assert saved.status_code == 303
+    assert (await client.get("/api/v1/referral/admin/settings", headers=operator)).json()["window_days"] == 14
+    refused = await client.post(
+        "/admin/referral", data={"window_days": "14", "top_n": "5", "rewards": "99999"}, headers=operator
+    )
+    assert refused.status_code == 422
+    assert "no coupon template 99999" in refused.text
+    customer = await _token(db, world, "B")
+    assert (await client.get("/admin/referral", headers=customer)).status_code == 403
