@@ -214,16 +214,26 @@ async def refusal_reason(
     return None
 
 
-def _refuse(session: AsyncSession, binding: Binding, reason: str) -> None:
-    binding.status, binding.refused_reason = B.refused.value, reason
+def _binding_event(session: AsyncSession, binding: Binding, type_: str, payload: dict[str, Any]) -> None:
+    """An event about the visitor of ``binding`` (their user once known, and their anonymous id)."""
     record_event(
         session,
-        events.REFUSED,
+        type_,
         actor_id=binding.user_id,
         subjects=Subjects(
             user_id=binding.user_id, anonymous_id=binding.anonymous_id, session_id=binding.session_id
         ),
-        payload={
+        payload=payload,
+    )
+
+
+def _refuse(session: AsyncSession, binding: Binding, reason: str) -> None:
+    binding.status, binding.refused_reason = B.refused.value, reason
+    _binding_event(
+        session,
+        binding,
+        events.REFUSED,
+        {
             "reason": reason,
             "sharer_id": binding.sharer_id,
             "visitor_id": binding.user_id,
@@ -234,14 +244,11 @@ def _refuse(session: AsyncSession, binding: Binding, reason: str) -> None:
 
 
 def _bound_event(session: AsyncSession, binding: Binding) -> None:
-    record_event(
+    _binding_event(
         session,
+        binding,
         events.BOUND,
-        actor_id=binding.user_id,
-        subjects=Subjects(
-            user_id=binding.user_id, anonymous_id=binding.anonymous_id, session_id=binding.session_id
-        ),
-        payload={
+        {
             "sharer_id": binding.sharer_id,
             "code": binding.code,
             "session_id": binding.session_id,

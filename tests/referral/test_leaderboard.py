@@ -36,6 +36,17 @@ async def _board_world(db: Database) -> World:
     return world
 
 
+async def _rewarded(db: Database, world: World, *, top_n: int, templates: int) -> list[int]:
+    """``templates`` coupon templates, for ranks 1.. of a top ``top_n``."""
+    template_ids = await _templates(db, world, templates)
+    async with db.sessionmaker() as session:
+        await service.update_referral_settings(
+            session, actor=world.users["J"], top_n=top_n, reward_template_ids=template_ids
+        )
+        await session.commit()
+    return template_ids
+
+
 async def _templates(db: Database, world: World, n: int) -> list[int]:
     async with db.sessionmaker() as session:
         ids = []
@@ -90,12 +101,7 @@ async def _close_concurrently(db: Database, month: str, runs: int) -> list[int]:
 
 async def test_month_close_is_exactly_once_under_concurrent_runs(db: Database) -> None:
     world = await _board_world(db)
-    template_ids = await _templates(db, world, 2)
-    async with db.sessionmaker() as session:
-        await service.update_referral_settings(
-            session, actor=world.users["J"], top_n=3, reward_template_ids=template_ids
-        )
-        await session.commit()
+    template_ids = await _rewarded(db, world, top_n=3, templates=2)
     month = service.month_of(world.at(0.003))
     results = await _close_concurrently(db, month, 6)
     assert sorted(results) == [0, 0, 0, 0, 0, 1]
@@ -124,12 +130,7 @@ async def test_month_close_is_exactly_once_under_concurrent_runs(db: Database) -
 
 async def test_the_close_timer_survives_a_dead_runner_and_grants_once(db: Database) -> None:
     world = await _board_world(db)
-    template_ids = await _templates(db, world, 1)
-    async with db.sessionmaker() as session:
-        await service.update_referral_settings(
-            session, actor=world.users["J"], top_n=1, reward_template_ids=template_ids
-        )
-        await session.commit()
+    await _rewarded(db, world, top_n=1, templates=1)
     month = service.month_of(world.at(0.003))
     async with db.sessionmaker() as session:
         job = await session.scalar(select(Job).where(Job.key == f"{leaderboard.CLOSE_MONTH}:{month}"))
