@@ -14,4 +14,5 @@ def import_all_models() -> None:
     import linli.identity.models
     import linli.live.models
     import linli.orders.models
-    import linli.orders.payments.models  # noqa: F401
+    import linli.orders.payments.models
+    import linli.referral.models  # noqa: F401
