@@ -26,7 +26,7 @@ async def _caller(session, user: User) -> Caller:  # type: ignore[no-untyped-def
 
 
 async def make_place(
-    db: Database, *, name: str = "梧桐苑", neighbours: int = 2, nicknames: tuple[str, ...] = ()
+    db: Database, *, name: str = "梧桐苑", neighbours: int | None = None, nicknames: tuple[str, ...] = ()
 ) -> Place:
     """A community with a pickup point and its leader, ``neighbours`` members and one invited taster."""
     async with db.sessionmaker() as session:
@@ -34,7 +34,7 @@ async def make_place(
         leader = await make_user(session, roles=(Role.leader,), nickname=f"{name}团长")
         await make_pickup_point(session, community=community, leader_id=leader.id)
         members = []
-        for i in range(neighbours):
+        for i in range(neighbours if neighbours is not None else max(len(nicknames), 2)):
             nick = nicknames[i] if i < len(nicknames) else f"{name}邻居{i + 1}"
             user = await make_user(session, nickname=nick)
             session.add(Membership(user_id=user.id, community_id=community.id, source="chosen"))
