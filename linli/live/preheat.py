@@ -5,7 +5,6 @@ and guesses. Live sits above community, so it may import it; the feed never impo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,20 +49,6 @@ async def plan(
     )
 
 
-@dataclass
-class ReachRow:
-    community_id: int
-    community_name: str
-    posts: int
-    views: int
-    viewers: int
-    guesses: int
-    reservations: int
-    active: int
-    active_reached: int
-    reached_share: float
-
-
 async def reach(session: AsyncSession, campaign: FeedCampaign) -> list[dict[str, Any]]:
     """Per community of the campaign: posts, impressions (views), distinct viewers, guesses, the session's
     reservations by its members, its active neighbours and the share of them who saw the campaign."""
@@ -74,19 +59,17 @@ async def reach(session: AsyncSession, campaign: FeedCampaign) -> list[dict[str,
     for community_id in where.values():
         per_community[community_id] = per_community.get(community_id, 0) + 1
     return [
-        asdict(
-            ReachRow(
-                community_id=r.community_id,
-                community_name=r.community_name,
-                posts=r.posts,
-                views=r.views,
-                viewers=r.viewers,
-                guesses=r.guesses,
-                reservations=per_community.get(r.community_id, 0),
-                active=r.active,
-                active_reached=r.active_reached,
-                reached_share=round(r.reached_share, 4),
-            )
-        )
+        {
+            "community_id": r.community_id,
+            "community_name": r.community_name,
+            "posts": r.posts,
+            "views": r.views,
+            "viewers": r.viewers,
+            "guesses": r.guesses,
+            "reservations": per_community.get(r.community_id, 0),
+            "active": r.active,
+            "active_reached": r.active_reached,
+            "reached_share": round(r.reached_share, 4),
+        }
         for r in rows
     ]

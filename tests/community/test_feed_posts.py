@@ -182,7 +182,7 @@ class TestMentions:
             rows = list((await session.scalars(select(FeedPost).where(FeedPost.kind == "system"))).all())
             mentions = await posts.mentions_of(session, [p.id for p in rows])
         assert [(p.community_id, p.label, p.text) for p in rows] == [
-            (place.community.id, "honour", "🏅 恭喜@张哥成为本周的'社区美食推荐官'!")
+            (place.community.id, "honour", "【荣誉】恭喜@张哥成为本周的'社区美食推荐官'!")
         ]
         assert mentions == {rows[0].id: [zhang.user.id]}
         assert len(await _inbox(db, zhang.user.id, posts.KIND_MENTION)) == 1
@@ -250,22 +250,22 @@ class TestSystemPosts:
             (
                 wutong.community.id,
                 "group",
-                "📈 梧桐苑拼团进度 26/50 份,已过50%,还差 24 份就能免费送到小区自提点!",
+                "【拼团进度】梧桐苑拼团进度 26/50 份,已过50%,还差 24 份就能免费送到小区自提点!",
             ),
             (
                 wutong.community.id,
                 "group",
-                "📈 梧桐苑拼团进度 41/50 份,已过80%,还差 9 份就能免费送到小区自提点!",
+                "【拼团进度】梧桐苑拼团进度 41/50 份,已过80%,还差 9 份就能免费送到小区自提点!",
             ),
             (
                 wutong.community.id,
                 "group",
-                "🎉 梧桐苑拼团成团啦!已拼 50 份(满 50 份)。\n明天上午10点前免费配送到小区自提点",
+                "【成团】梧桐苑拼团成团啦!已拼 50 份(满 50 份)。\n明天上午10点前免费配送到小区自提点",
             ),
         ]
         assert texts[3:] == [
-            (wutong.community.id, "lottery", "🎁 直播间抽奖开奖:恭喜@王阿姨 抽中青团一盒!"),
-            (xz.community.id, "lottery", "🎁 直播间抽奖开奖:恭喜@赵叔 抽中青团一盒!"),
+            (wutong.community.id, "lottery", "【开奖】直播间抽奖:恭喜@王阿姨 抽中青团一盒!"),
+            (xz.community.id, "lottery", "【开奖】直播间抽奖:恭喜@赵叔 抽中青团一盒!"),
         ]
         assert len(await _inbox(db, xz.neighbours[0].user.id, posts.KIND_MENTION)) == 1
 
@@ -337,3 +337,87 @@ class TestModeration:
         ).status_code == 204
         feed = await client.get(f"/api/v1/c/{place.community.id}/posts", headers=n.headers)
         assert [p["id"] for p in feed.json()["posts"]] == [first]
+
+
+class TestSessionStarted:
+    async def test_going_live_is_posted_in_the_campaigns_communities(
+        self, db: Database, runtime: Runtime, operator: Caller
+    ) -> None:
+        from datetime import timedelta
+
+        from linli.community.feed import preheat
+        from linli.core.clock import utcnow
+
+        wutong, xz = await make_place(db, name="梧桐苑"), await make_place(db, name="香樟花园")
+        community.register_background(runtime)
+        c = runtime.consumers.consumers[system.CONSUMER]
+        await run_consumer_once(db, c)
+        async with db.sessionmaker() as session:
+            user = await session.get(type(operator.user), operator.user.id)
+            await preheat.plan_campaign(
+                session,
+                actor=user,
+                session_id=77,
+                session_title="春日青团节",
+                session_start=utcnow() + timedelta(days=1),
+                title="预热",
+                community_ids=[wutong.community.id],
+                items=[
+                    preheat.ItemPlan(kind="teaser", publish_at=utcnow() + timedelta(hours=1), text="明天见")
+                ],
+            )
+            for _ in range(2):
+                record_event(
+                    session,
+                    system.SESSION_STARTED,
+                    subjects=Subjects(session_id=77),
+                    payload={"from": "scheduled", "to": "live"},
+                )
+            record_event(
+                session,
+                system.SESSION_STARTED,
+                subjects=Subjects(session_id=78),
+                payload={"from": "scheduled", "to": "live"},
+            )
+            await session.commit()
+        await drain(db, ConsumerRegistry({c.name: c}))
+        async with db.sessionmaker() as session:
+            rows = list((await session.scalars(select(FeedPost).order_by(FeedPost.id))).all())
+        assert [(p.community_id, p.session_id, p.label, p.text) for p in rows] == [
+            (wutong.community.id, 77, "live", "【直播中】春日青团节,点击进入直播间,边看边买!")
+        ]
+        del xz
+
+
+class TestOperatorPages:
+    async def test_tasters_are_invited_by_phone_and_may_post_and_c_finds_each_ones_feed(
+        self, client: httpx.AsyncClient, db: Database, operator: Caller
+    ) -> None:
+        place = await make_place(db)
+        html = {"accept": "text/html"}
+        neighbour = place.neighbours[0]
+        r = await client.post(
+            "/admin/feed/tasters",
+            data={"community_id": str(place.community.id), "phone": neighbour.user.phone},
+            headers={**operator.headers, **html},
+        )
+        assert r.status_code == 303
+        assert "done=" in r.headers["location"]
+        again = await client.post(
+            "/admin/feed/tasters",
+            data={"community_id": str(place.community.id), "phone": neighbour.user.phone},
+            headers={**operator.headers, **html},
+        )
+        assert "error=" in again.headers["location"]
+        assert (await _post(client, neighbour, place.community.id, "试吃官来报到")).status_code == 201
+        [invite] = await _inbox(db, neighbour.user.id, "feed_taster")
+        assert invite.link == f"/c/{place.community.id}"
+        page = await client.get("/admin/feed", headers={**operator.headers, **html})
+        assert neighbour.user.display_name in page.text
+        assert (await client.get("/admin/feed", headers={**neighbour.headers, **html})).status_code == 403
+        for caller in (neighbour, place.leader):
+            r = await client.get("/c", headers={**caller.headers, **html})
+            assert r.headers["location"] == f"/c/{place.community.id}"
+        assert (await client.get("/c", headers={**operator.headers, **html})).headers[
+            "location"
+        ] == "/admin/feed"

@@ -269,7 +269,7 @@ class TestGuessing:
         )
         assert late.status_code == 409
         [reveal] = await _posts(db, kind="reveal")
-        assert reveal.text.startswith(f"🎉 答案揭晓:{ANSWER}!")
+        assert reveal.text.startswith(f"【揭晓】答案是:{ANSWER}!")
         assert "恭喜@张哥 @王阿姨 获得青团券!" in reveal.text
         async with db.sessionmaker() as session:
             won = list((await session.scalars(select(Event).where(Event.type == preheat.GUESS_WON))).all())

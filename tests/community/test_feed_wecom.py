@@ -99,7 +99,7 @@ class TestFormats:
         rt = _runtime(settings, receiver)
         try:
             await _robot(rt.db, place, receiver.webhook)
-            await _publish(rt, place, ["🎉 梧桐苑拼团成团啦!"])
+            await _publish(rt, place, ["【成团】梧桐苑拼团成团啦!"])
             await _publish(
                 rt, place, ["恭喜@张哥 成为推荐官"], mention_ids=[place.neighbours[0].user.id], dedupe_key="h"
             )
@@ -118,7 +118,7 @@ class TestFormats:
         markdown, text, news = receiver.requests
         assert markdown["msgtype"] == "markdown"
         assert markdown["markdown"]["content"].startswith(
-            f"**{place.community.name}**\n> 🎉 梧桐苑拼团成团啦!"
+            f"**{place.community.name}**\n> 【成团】梧桐苑拼团成团啦!"
         )
         assert text == {
             "msgtype": "text",

@@ -41,11 +41,11 @@ from linli.community.feed.schemas import (
     robot_read,
     topic_read,
 )
+from linli.community.feed.uploads import store_upload
 from linli.community.service import membership_of
 from linli.core.config import Settings
 from linli.core.deps import RuntimeDep, SessionDep, SettingsDep
 from linli.core.errors import Unprocessable
-from linli.core.media import store_image
 from linli.identity.deps import CurrentUser, OperatorUser, OptionalUser
 
 router = APIRouter()
@@ -122,15 +122,10 @@ async def upload_image(
     file: Annotated[UploadFile, File(description="JPEG, PNG or WebP")],
 ) -> ImageUploaded:
     """Upload a post's or a review's photo (checked and re-encoded); pass its ``image_path`` on."""
-    data = await file.read(settings.max_image_bytes + 1)
-    stored = store_image(
-        data,
-        media_dir=settings.media_dir,
-        folder="feed",
-        max_bytes=settings.max_image_bytes,
-        max_pixels=settings.max_image_pixels,
-    )
-    return ImageUploaded(image_path=stored.path, url=f"/media/{stored.path}")
+    path = await store_upload(file, settings, folder="feed")
+    if path is None:
+        raise InvalidImage("choose an image file", field="file")
+    return ImageUploaded(image_path=path, url=f"/media/{path}")
 
 
 @router.get("/api/v1/feed/posts/{post_id}", tags=[TAG])
@@ -285,17 +280,7 @@ async def submit_review(
     photo: Annotated[UploadFile | None, File()] = None,
 ) -> ReviewRead:
     """Review a product I picked up (multipart: rating 1–5, text, optional photo); shown once approved."""
-    photo_path = None
-    if photo is not None and photo.filename:
-        settings = runtime.settings
-        data = await photo.read(settings.max_image_bytes + 1)
-        photo_path = store_image(
-            data,
-            media_dir=settings.media_dir,
-            folder="reviews",
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-        ).path
+    photo_path = await store_upload(photo, runtime.settings, folder="reviews")
     review = await reviews.submit_review(
         session,
         runtime,

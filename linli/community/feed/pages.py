@@ -9,22 +9,26 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from linli.community.feed import posts, preheat, reviews, wecom
 from linli.community.feed.schemas import posts_read
+from linli.community.feed.uploads import store_upload
 from linli.community.models import Community
 from linli.community.service import list_communities, membership_of
 from linli.core.clock import utcnow
 from linli.core.deps import RuntimeDep, SessionDep
-from linli.core.errors import LinliError
-from linli.core.media import store_image
+from linli.core.errors import LinliError, NotFound
 from linli.core.templating import register_admin_nav, render
 from linli.identity.deps import PageOperator, PageUser
+from linli.identity.models import Role, User
 
 router = APIRouter(include_in_schema=False)
 Id = Annotated[int, Path(ge=1, le=2**62)]
 
+register_admin_nav("/admin/feed", "community.feed.nav_feed", 55)
 register_admin_nav("/admin/reviews", "community.feed.nav_reviews", 56)
 register_admin_nav("/admin/wecom", "community.feed.nav_wecom", 57)
 
@@ -37,6 +41,11 @@ async def my_feed(session: SessionDep, user: PageUser) -> RedirectResponse:
         return RedirectResponse(f"/c/{membership.community_id}", status_code=303)
     for taster in await posts.tasters_of_user(session, user.id):
         return RedirectResponse(f"/c/{taster.community_id}", status_code=303)
+    led = await posts.led_community(session, user.id)
+    if led is not None:
+        return RedirectResponse(f"/c/{led}", status_code=303)
+    if user.has_role(Role.operator):
+        return RedirectResponse("/admin/feed", status_code=303)
     return RedirectResponse("/me", status_code=303)
 
 
@@ -92,17 +101,7 @@ async def post_from_page(
     video_url: Annotated[str, Form(max_length=500)] = "",
     image: Annotated[UploadFile | None, File()] = None,
 ) -> RedirectResponse:
-    image_path = None
-    if image is not None and image.filename:
-        settings = runtime.settings
-        data = await image.read(settings.max_image_bytes + 1)
-        image_path = store_image(
-            data,
-            media_dir=settings.media_dir,
-            folder="feed",
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-        ).path
+    image_path = await store_upload(image, runtime.settings, folder="feed")
     await posts.create_post(
         session, runtime, user, community_id, text=text, video_url=video_url or None, image_path=image_path
     )
@@ -137,17 +136,7 @@ async def review_from_page(
     text: Annotated[str, Form(max_length=2000)],
     photo: Annotated[UploadFile | None, File()] = None,
 ) -> RedirectResponse:
-    photo_path = None
-    if photo is not None and photo.filename:
-        settings = runtime.settings
-        data = await photo.read(settings.max_image_bytes + 1)
-        photo_path = store_image(
-            data,
-            media_dir=settings.media_dir,
-            folder="reviews",
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-        ).path
+    photo_path = await store_upload(photo, runtime.settings, folder="reviews")
     await reviews.submit_review(
         session,
         runtime,
@@ -245,3 +234,66 @@ async def save_robot(
     except LinliError as exc:
         return RedirectResponse(f"/admin/wecom?error={quote(exc.message)}", status_code=303)
     return RedirectResponse("/admin/wecom", status_code=303)
+
+
+# --- operators: the feeds, their tasters and mutes -----------------------------------------------
+
+
+async def _user_by_phone(session: AsyncSession, phone: str) -> User:
+    user = await session.scalar(select(User).where(User.phone == phone.strip()))
+    if user is None:
+        raise NotFound("no neighbour with this phone number", field="phone")
+    return user
+
+
+@router.get("/admin/feed", response_class=HTMLResponse)
+async def admin_feed(
+    request: Request,
+    session: SessionDep,
+    operator: PageOperator,
+    error: Annotated[str, Query(max_length=200)] = "",
+    done: Annotated[str, Query(max_length=200)] = "",
+) -> HTMLResponse:
+    communities, _ = await list_communities(session, q="", include_archived=False, offset=0, limit=100)
+    tasters = await posts.tasters_of(session, [c.id for c in communities])
+    names = await posts.names_of(session, [t.user_id for t in tasters])
+    by_community: dict[int, list[str]] = {}
+    for t in tasters:
+        by_community.setdefault(t.community_id, []).append(names.get(t.user_id, ""))
+    return render(
+        request,
+        "community/feed/admin_feed.html",
+        {"communities": communities, "tasters": by_community, "error": error, "done": done},
+    )
+
+
+@router.post("/admin/feed/tasters")
+async def invite_from_page(
+    session: SessionDep,
+    operator: PageOperator,
+    community_id: Annotated[int, Form(ge=1, le=2**62)],
+    phone: Annotated[str, Form(max_length=20)],
+) -> RedirectResponse:
+    try:
+        async with session.begin_nested():
+            user = await _user_by_phone(session, phone)
+            await posts.invite_taster(session, operator, community_id, user.id)
+    except LinliError as exc:
+        return RedirectResponse(f"/admin/feed?error={quote(exc.message)}", status_code=303)
+    return RedirectResponse(f"/admin/feed?done={quote(user.display_name)}", status_code=303)
+
+
+@router.post("/admin/feed/mutes")
+async def mute_from_page(
+    session: SessionDep,
+    operator: PageOperator,
+    phone: Annotated[str, Form(max_length=20)],
+    minutes: Annotated[int, Form(ge=1, le=posts.MAX_MUTE_MINUTES)],
+) -> RedirectResponse:
+    try:
+        async with session.begin_nested():
+            user = await _user_by_phone(session, phone)
+            await posts.mute_user(session, operator, user.id, minutes=minutes)
+    except LinliError as exc:
+        return RedirectResponse(f"/admin/feed?error={quote(exc.message)}", status_code=303)
+    return RedirectResponse(f"/admin/feed?done={quote(user.display_name)}", status_code=303)

@@ -767,3 +767,13 @@ async def communities_of_users(session: AsyncSession, user_ids: Sequence[int]) -
         )
     ).all()
     return {u: c for u, c in rows}
+
+
+async def led_community(session: AsyncSession, user_id: int) -> int | None:
+    """The community of a pickup point this leader runs (the first, if several)."""
+    return await session.scalar(
+        select(PickupPoint.community_id)
+        .where(PickupPoint.leader_id == user_id, PickupPoint.archived_at.is_(None))
+        .order_by(PickupPoint.id)
+        .limit(1)
+    )

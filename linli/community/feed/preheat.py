@@ -329,7 +329,7 @@ async def publish_item(session: AsyncSession, item_id: int) -> int:
         before = await session.scalar(select(FeedPost.id).where(FeedPost.dedupe_key == key))
         text = item.text
         if topic is not None:
-            text = f"🤔 {topic.question}" + (f"\n{item.text}" if item.text else "")
+            text = f"【竞猜】{topic.question}" + (f"\n{item.text}" if item.text else "")
             text += f"\n{_when(topic.reveal_at)} 揭晓答案"
         await posts.publish_post(
             session,
@@ -466,7 +466,7 @@ async def reveal_topic(
     )
     for community_id in communities:
         here = [u for u in winners if by_user[u].community_id == community_id]
-        text = f"🎉 答案揭晓:{answer}!"
+        text = f"【揭晓】答案是:{answer}!"
         if topic.reveal_text:
             text += f"\n{topic.reveal_text}"
         text += f"\n共 {len(guesses)} 位邻居参与,{len(correct)} 位猜中。"

@@ -56,7 +56,7 @@ async def _on_progress(session: AsyncSession, event: Event) -> None:
     await posts.publish_post(
         session,
         community_id=event.community_id,
-        text=f"📈 {p.get('community_name', '')}拼团进度 {units}/{threshold} 份,已过{milestone}%,"
+        text=f"【拼团进度】{p.get('community_name', '')}拼团进度 {units}/{threshold} 份,已过{milestone}%,"
         f"还差 {left} 份就能免费送到小区自提点!",
         kind="system",
         label="group",
@@ -76,7 +76,7 @@ async def _on_reached(session: AsyncSession, event: Event) -> None:
     await posts.publish_post(
         session,
         community_id=event.community_id,
-        text=f"🎉 {p.get('community_name', '')}拼团成团啦!"
+        text=f"【成团】{p.get('community_name', '')}拼团成团啦!"
         f"已拼 {p.get('units', '')} 份(满 {p.get('threshold', '')} 份)。"
         + (f"\n{promise}" if promise else ""),
         kind="system",
@@ -106,7 +106,9 @@ async def _on_lottery(session: AsyncSession, event: Event) -> None:
         await posts.publish_post(
             session,
             community_id=community_id,
-            text="🎁 直播间抽奖开奖:恭喜" + " ".join(f"@{names.get(u, '')}" for u in here) + f" 抽中{prize}!",
+            text="【开奖】直播间抽奖:恭喜"
+            + " ".join(f"@{names.get(u, '')}" for u in here)
+            + f" 抽中{prize}!",
             kind="system",
             label="lottery",
             session_id=event.session_id,
@@ -130,7 +132,7 @@ async def _on_honoured(session: AsyncSession, event: Event) -> None:
     await posts.publish_post(
         session,
         community_id=community_id,
-        text="🏅 " + text,
+        text="【荣誉】" + text,
         kind="system",
         label="honour",
         session_id=event.session_id,
@@ -150,7 +152,7 @@ async def _on_started(session: AsyncSession, event: Event) -> None:
             await posts.publish_post(
                 session,
                 community_id=community_id,
-                text=f"🔴 正在直播:{campaign.session_title},点击进入直播间,边看边买!",
+                text=f"【直播中】{campaign.session_title},点击进入直播间,边看边买!",
                 kind="system",
                 label="live",
                 session_id=campaign.session_id,
