@@ -3,18 +3,24 @@ live room's moderation, pins, deletion, and the system posts published from othe
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from linli import community
 from linli.community.feed import posts, system
-from linli.community.feed.models import FeedPost
+from linli.community.feed.models import FeedComment, FeedLike, FeedPost
 from linli.community.models import InboxItem
 from linli.core.consumers import ConsumerRegistry, drain, run_consumer_once
 from linli.core.db import Database
+from linli.core.errors import TooManyRequests
 from linli.core.events import Subjects, record_event
 from linli.core.runtime import Runtime
+from linli.identity.models import User
 from linli.live.models import SensitiveWord
 from tests.community.feedkit import make_place
 from tests.factories import Caller
@@ -421,3 +427,68 @@ class TestOperatorPages:
         assert (await client.get("/c", headers={**operator.headers, **html})).headers[
             "location"
         ] == "/admin/feed"
+
+
+# --- property: likes and comments, in any order and repetition, keep the counts equal to the rows ------
+
+feed_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["like", "unlike", "comment", "uncomment"]), st.integers(0, 2), st.integers(0, 5)
+    ),
+    max_size=14,
+)
+
+
+async def _check_counts(url: str, ops: list[tuple[str, int, int]]) -> None:
+    db = Database(url, pool=False)
+    try:
+        place = await make_place(db, name=f"性质{len(ops)}", neighbours=3)
+        async with db.sessionmaker() as session:
+            post = await posts.publish_post(session, community_id=place.community.id, text="计数")
+            await session.commit()
+        likers: set[int] = set()
+        comment_ids: list[int] = []
+        for op, who, pick in ops:
+            async with db.sessionmaker() as session:
+                user = await session.get(User, place.neighbours[who].user.id)
+                assert user is not None
+                if op in ("like", "unlike"):
+                    row = await posts.like(session, user, post.id, op == "like")
+                    (likers.add if op == "like" else likers.discard)(user.id)
+                    assert row.like_count == len(likers)
+                elif op == "comment":
+                    try:
+                        comment = await posts.add_comment(session, None, user, post.id, f"第{pick}条")
+                    except TooManyRequests:  # over 5 in 10 s: refused, and nothing written
+                        await session.rollback()
+                        continue
+                    comment_ids.append(comment.id)
+                elif comment_ids:
+                    staff = await session.get(User, place.leader.user.id)
+                    assert staff is not None
+                    await posts.delete_comment(session, staff, comment_ids.pop(pick % len(comment_ids)))
+                await session.commit()
+        async with db.sessionmaker() as session:
+            row = await session.get(FeedPost, post.id)
+            assert row is not None
+            likes = await session.scalar(
+                select(func.count()).select_from(FeedLike).where(FeedLike.post_id == post.id)
+            )
+            comments = await session.scalar(
+                select(func.count())
+                .select_from(FeedComment)
+                .where(FeedComment.post_id == post.id, FeedComment.deleted_at.is_(None))
+            )
+        assert (row.like_count, row.comment_count) == (likes, comments) == (len(likers), len(comment_ids))
+    finally:
+        await db.dispose()
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=feed_steps)
+def test_like_and_comment_counts_match_their_rows(database_url: str, ops: list[tuple[str, int, int]]) -> None:
+    asyncio.run(_check_counts(database_url, ops))

@@ -13,14 +13,16 @@ if (box) {
 
   const line = (review) => `${review.who}:${"★".repeat(review.rating)} ${review.text}`;
 
-  const slotFor = (host, testid) => {
+  // The line goes at the end of ``host``, or right after ``after`` when given.
+  const slotFor = (host, testid, after = null) => {
     let slot = host.querySelector(`[data-testid="${testid}"]`);
     if (!slot) {
       slot = document.createElement("p");
       slot.className = "live-testimonials-line";
       slot.dataset.testid = testid;
       slot.style.cssText = "margin:.3em 0 0;font-size:.8rem;color:#92400e;overflow:hidden;white-space:nowrap;text-overflow:ellipsis";
-      host.append(slot);
+      if (after) after.after(slot);
+      else host.append(slot);
     }
     return slot;
   };
@@ -48,8 +50,7 @@ if (box) {
       show(slotFor(body, "card-testimonial"), productId);
     });
     if (sheet && !sheet.hidden && openItem && byItem[openItem] !== undefined) {
-      const head = sheet.querySelector(".co-head") || sheet;
-      show(slotFor(head.parentElement || sheet, "checkout-testimonial"), byItem[openItem]);
+      show(slotFor(sheet, "checkout-testimonial", sheet.querySelector(".co-head")), byItem[openItem]);
     }
   };
 
