@@ -4,6 +4,7 @@ in the database, so it holds for another process), the delivery log, and the sec
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 
 import httpx
@@ -322,3 +323,36 @@ class TestRobotSettings:
         page = await client.get("/admin/wecom", headers={**operator.headers, "accept": "text/html"})
         assert "HTTP 503" in page.text
         assert 'data-status="sent"' in page.text
+
+
+class TestNoLockOverTheNetwork:
+    async def test_sqlite_writers_are_not_blocked_while_a_message_is_in_flight(
+        self, settings: Settings, db: Database, receiver: Receiver, clock: Clock
+    ) -> None:
+        if not settings.is_sqlite:
+            pytest.skip("the write lock is SQLite's; PostgreSQL's robot row lock is released the same way")
+        path = settings.database_url.split("///", 1)[1]
+        took: list[bool] = []
+
+        def write_meanwhile() -> None:
+            conn = sqlite3.connect(path, timeout=0.5)
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # fails with "database is locked" if the sender holds it
+                conn.rollback()
+                took.append(True)
+            except sqlite3.OperationalError:
+                took.append(False)
+            finally:
+                conn.close()
+
+        receiver.on_request = write_meanwhile
+        place = await make_place(db)
+        rt = _runtime(settings, receiver)
+        try:
+            await _robot(rt.db, place, receiver.webhook)
+            await _publish(rt, place, ["不占锁"])
+            assert await run_due_jobs(rt.db, rt.jobs, now=clock.now) == 1
+        finally:
+            await rt.db.dispose()
+        assert took == [True]
+        assert [d.status for d in await _deliveries(db)] == ["sent"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,6 +62,8 @@ class Receiver:
     requests: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     port: int = 0
+    # Called (in the server's thread) for each well-formed request, before answering.
+    on_request: Callable[[], None] | None = None
 
     @property
     def base(self) -> str:
@@ -113,6 +115,8 @@ def running_receiver(key: str = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa") -> Itera
                     self._answer(200, {"errcode": 40035, "errmsg": "; ".join(errors)})
                     return
                 receiver.requests.append(body)
+                if receiver.on_request is not None:
+                    receiver.on_request()
                 if receiver.script:
                     how, value = receiver.script.pop(0)
                     if how == "http":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -273,18 +274,33 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=min(settings.wecom_retry_base_seconds * 2 ** (attempts - 1), 3600))
 
 
-async def attempt_delivery(
-    session: AsyncSession,
-    delivery_id: int,
-    *,
-    settings: Settings,
-    now: datetime | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> str:
-    """Send one pending delivery if the robot's minute has room (else defer it to when it has); log the
-    request; on failure schedule a retry after an exponential backoff, or give up. Returns the outcome:
-    ``sent``, ``deferred``, ``retry``, ``failed`` or ``skipped``."""
-    now = now or utcnow()
+@dataclass(frozen=True)
+class Slot:
+    """A request the robot's minute has room for, taken (its attempt row counts in the window)."""
+
+    delivery_id: int
+    attempt_id: int
+    robot_id: int
+    url: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Answer:
+    http_status: int | None
+    errcode: int | None
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.http_status == 200 and self.errcode == 0
+
+
+async def claim_slot(
+    session: AsyncSession, delivery_id: int, *, settings: Settings, now: datetime
+) -> Slot | str:
+    """Take a place in the robot's minute for one pending delivery (under the robot's row lock), or defer
+    it to when the minute has room (``deferred``); ``skipped`` / ``failed`` when there is nothing to send."""
     delivery = await session.get(WecomDelivery, delivery_id, populate_existing=True)
     if delivery is None or delivery.status != PENDING:
         return "skipped"
@@ -300,51 +316,58 @@ async def attempt_delivery(
         await schedule_job(session, SEND_JOB, at, {"delivery_id": delivery.id})
         await session.flush()
         return "deferred"
-    http_status: int | None = None
-    errcode: int | None = None
-    detail = ""
+    attempt = WecomAttempt(
+        delivery_id=delivery.id, robot_id=robot.id, attempted_at=now, outcome="sending", detail=""
+    )
+    session.add(attempt)
+    await session.flush()
+    return Slot(delivery.id, attempt.id, robot.id, robot.webhook_url, dict(delivery.body))
+
+
+async def post_message(
+    slot: Slot, *, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> Answer:
+    """The request itself (no database): WeCom's answer, an HTTP error, or the network failure."""
     try:
         async with httpx.AsyncClient(timeout=settings.wecom_timeout_seconds, transport=transport) as client:
-            response = await client.post(robot.webhook_url, json=delivery.body)
-        http_status = response.status_code
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = {}
-        if isinstance(answer, dict) and isinstance(answer.get("errcode"), int):
-            errcode = answer["errcode"]
-            detail = str(answer.get("errmsg", ""))[:500]
-        else:
-            detail = f"unexpected answer: {response.text[:200]}"
+            response = await client.post(slot.url, json=slot.body)
     except httpx.HTTPError as exc:
-        detail = f"{type(exc).__name__}: {exc}"[:500]
-    ok = http_status == 200 and errcode == 0
-    session.add(
-        WecomAttempt(
-            delivery_id=delivery.id,
-            robot_id=robot.id,
-            attempted_at=now,
-            http_status=http_status,
-            errcode=errcode,
-            outcome=SENT if ok else "error",
-            detail=detail,
-        )
-    )
+        return Answer(None, None, f"{type(exc).__name__}: {exc}"[:500])
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("errcode"), int):
+        return Answer(response.status_code, answer["errcode"], str(answer.get("errmsg", ""))[:500])
+    return Answer(response.status_code, None, f"unexpected answer: {response.text[:200]}")
+
+
+async def settle(
+    session: AsyncSession, slot: Slot, answer: Answer, *, settings: Settings, now: datetime
+) -> str:
+    """Log the request's answer; on failure schedule a retry after an exponential backoff (a minute at
+    least after 45009), or give up after ``wecom_max_attempts``. Returns ``sent``, ``retry`` or ``failed``."""
+    attempt = await session.get(WecomAttempt, slot.attempt_id)
+    delivery = await session.get(WecomDelivery, slot.delivery_id, populate_existing=True)
+    assert attempt is not None
+    assert delivery is not None
+    attempt.http_status, attempt.errcode, attempt.detail = answer.http_status, answer.errcode, answer.detail
+    attempt.outcome = SENT if answer.ok else "error"
     delivery.attempts += 1
-    if ok:
+    if answer.ok:
         delivery.status, delivery.sent_at, delivery.last_error = SENT, now, ""
         await session.flush()
         return SENT
-    delivery.last_error = detail or f"HTTP {http_status}"
+    delivery.last_error = answer.detail or f"HTTP {answer.http_status}"
     if delivery.attempts >= settings.wecom_max_attempts:
         delivery.status = FAILED
         await session.flush()
         log.warning(
-            "WeCom delivery %s given up after %s attempts: %s", delivery.id, delivery.attempts, detail
+            "WeCom delivery %s given up after %s attempts: %s", delivery.id, delivery.attempts, answer.detail
         )
         return FAILED
     wait = backoff(settings, delivery.attempts)
-    if errcode == RATE_LIMITED:
+    if answer.errcode == RATE_LIMITED:
         wait = max(wait, WINDOW)
     delivery.next_attempt_at = now + wait
     await schedule_job(session, SEND_JOB, delivery.next_attempt_at, {"delivery_id": delivery.id})
@@ -352,13 +375,47 @@ async def attempt_delivery(
     return "retry"
 
 
+async def attempt_delivery(
+    session: AsyncSession,
+    delivery_id: int,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> str:
+    """Claim, send and settle one delivery in the caller's transaction (the job commits in between, see
+    ``send_job``). Returns ``sent``, ``deferred``, ``retry``, ``failed`` or ``skipped``."""
+    now = now or utcnow()
+    slot = await claim_slot(session, delivery_id, settings=settings, now=now)
+    if isinstance(slot, str):
+        return slot
+    return await settle(
+        session,
+        slot,
+        await post_message(slot, settings=settings, transport=transport),
+        settings=settings,
+        now=now,
+    )
+
+
 def send_job(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> JobHandler:
+    """``community.wecom_send``: claim a slot and commit it — the request then runs with no transaction
+    open, so SQLite's write lock and PostgreSQL's robot row lock are never held over the network — then
+    record the answer (committed with the job). A runner lost mid-request leaves its slot counted and the
+    job is run again when its lease lapses (at least once)."""
+
     async def handler(session: AsyncSession, job: Job) -> None:
         delivery_id = job.payload.get("delivery_id")
-        if isinstance(delivery_id, int):
-            # A job never runs before its time; ``run_at`` stands for "now" when a runner catches up late.
-            now = max(utcnow(), as_utc(job.run_at))
-            await attempt_delivery(session, delivery_id, settings=settings, now=now, transport=transport)
+        if not isinstance(delivery_id, int):
+            return
+        # A job never runs before its time; ``run_at`` stands for "now" when a runner catches up late.
+        now = max(utcnow(), as_utc(job.run_at))
+        slot = await claim_slot(session, delivery_id, settings=settings, now=now)
+        if isinstance(slot, str):
+            return
+        await session.commit()
+        answer = await post_message(slot, settings=settings, transport=transport)
+        await settle(session, slot, answer, settings=settings, now=now)
 
     return handler
 
