@@ -41,7 +41,7 @@ async def _prepare(url: str, phone: str, base_url: str) -> tuple[int, int]:
             session.add(Membership(user_id=neighbour.id, community_id=community.id, source="chosen"))
             now = utcnow()
             live_session = LiveSession(
-                title="春日青团节·预热",
+                title="青团预热场",
                 host=None,
                 scheduled_start=now + timedelta(days=2),
                 status=SessionStatus.scheduled.value,
