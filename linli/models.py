@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def import_all_models() -> None:
     import linli.catalog.models
+    import linli.community.feed.models
     import linli.community.models
     import linli.core.consumers
     import linli.core.events

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     job_poll_seconds: float = 0.5
     job_lease_seconds: int = 60
 
+    # community: WeCom group robots (企业微信群机器人). A robot's webhook URL must start with this base
+    # (a local receiver's in tests); 20 messages a minute per robot is WeCom's documented limit.
+    wecom_webhook_base: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    wecom_rate_per_minute: int = Field(default=20, ge=1)
+    wecom_max_attempts: int = Field(default=6, ge=1)
+    wecom_retry_base_seconds: float = Field(default=5.0, gt=0)
+    wecom_timeout_seconds: float = Field(default=5.0, gt=0)
+
     seed_demo: bool = True
     log_json: bool = Field(default=False, description="Emit JSON log lines instead of console output")
 

@@ -64,3 +64,18 @@ def _include_lottery_routes() -> None:
 
 
 _include_lottery_routes()
+
+
+def _include_preheat_and_reach() -> None:
+    """The room's sensitive words also guard the community feed (``core.wordfilter``'s source); the
+    pre-heat campaigns' planning and reach pages, and the room's testimonials, join the routers."""
+    from linli.core.wordfilter import register_source
+    from linli.live import api, comments, pages, preheat_api, preheat_pages, testimonials
+
+    register_source(comments.word_filter)
+    api.router.include_router(preheat_api.router)
+    pages.router.include_router(preheat_pages.router)
+    testimonials.register()
+
+
+_include_preheat_and_reach()

@@ -30,9 +30,6 @@ never commit; ``lottery.started`` and ``lottery.drawn`` are written in the same 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.community import inbox
 from linli.core.clock import utcnow
+from linli.core.draw import ALGORITHM, commitment, draw, mask_name, new_seed, verify
 from linli.core.events import Subjects, record_event
 from linli.core.jobs import Job, cancel_job, schedule_job
 from linli.identity.models import User
@@ -63,67 +61,15 @@ from linli.live.models import (
 
 STARTED, DRAWN = "lottery.started", "lottery.drawn"
 DRAW_JOB = "live.draw_lottery"
-ALGORITHM = "hmac-sha256-fisher-yates-v1"
 
 MAX_KEYWORD_CHARS = 20
 MAX_PRIZE_CHARS = 60
 MIN_DURATION_SECONDS, MAX_DURATION_SECONDS = 10, 3600
 MAX_WINNERS = 100
 
-_TWO_64 = 2**64
+# --- the draw: pure, in ``core.draw`` (shared with the feed's guessing topics); re-exported here ---
 
-
-# --- the draw: pure, and what anyone recomputes ---------------------------------------------------
-
-
-def new_seed() -> str:
-    return secrets.token_hex(32)
-
-
-def commitment(seed: str) -> str:
-    """The seed's hash published when the lottery starts: hex SHA-256 of the seed's ASCII text."""
-    return hashlib.sha256(seed.encode("ascii")).hexdigest()
-
-
-def _numbers(seed: str) -> Any:
-    key = seed.encode("ascii")
-    counter = 0
-    while True:
-        block = hmac.new(key, counter.to_bytes(8, "big"), hashlib.sha256).digest()
-        yield int.from_bytes(block[:8], "big")
-        counter += 1
-
-
-def draw(seed: str, entries: Sequence[int], n: int) -> list[int]:
-    """The winners, in rank order, of ``n`` drawn from ``entries`` with ``seed`` (see the module docstring:
-    entries are deduplicated and sorted first, so the caller's order does not matter)."""
-    pool = sorted(set(entries))
-    k = max(0, min(n, len(pool)))
-    stream = _numbers(seed)
-    for i in range(k):
-        m = len(pool) - i
-        limit = _TWO_64 - (_TWO_64 % m)
-        x = next(stream)
-        while x >= limit:
-            x = next(stream)
-        j = i + x % m
-        pool[i], pool[j] = pool[j], pool[i]
-    return pool[:k]
-
-
-def verify(seed: str, seed_hash: str, entries: Sequence[int], n: int, winners: Sequence[int]) -> bool:
-    """Whether ``winners`` are what the committed seed draws from the published entries."""
-    return hmac.compare_digest(commitment(seed), seed_hash) and list(winners) == draw(seed, entries, n)
-
-
-def mask_name(name: str) -> str:
-    """How a winner is named to the room: the first character, stars, and the last (李** / 李*华)."""
-    name = name.strip()
-    if len(name) <= 1:
-        return f"{name}*"
-    if len(name) == 2:
-        return f"{name[0]}*"
-    return f"{name[0]}{'*' * min(len(name) - 2, 4)}{name[-1]}"
+__all__ = ["ALGORITHM", "commitment", "draw", "mask_name", "new_seed", "verify"]
 
 
 def matches(keyword: str, text: str) -> bool:

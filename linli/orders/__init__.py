@@ -21,6 +21,12 @@ def register_background(runtime: Runtime) -> None:
     if CONSUMER not in runtime.consumers.consumers:
         runtime.consumers.add(lottery_prize_consumer())
 
+    # The community feed's guessing-topic prizes, from ``feed.guess_won``.
+    from linli.orders.coupons import GUESS_CONSUMER, guess_prize_consumer
+
+    if GUESS_CONSUMER not in runtime.consumers.consumers:
+        runtime.consumers.add(guess_prize_consumer())
+
 
 def _include_admin_pages() -> None:
     """The operators' order pages join the domain's page router, which the app includes."""

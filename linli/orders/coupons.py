@@ -483,3 +483,32 @@ async def _on_lottery_drawn(session: AsyncSession, event: Event) -> None:
 def lottery_prize_consumer() -> Consumer:
     """Issues the lottery's prize coupon to each winner, once (``source = "lottery:<id>"``)."""
     return Consumer(name=CONSUMER, handler=_on_lottery_drawn, types=frozenset({LOTTERY_DRAWN}))
+
+
+# --- guessing-topic prizes (the community feed's ``feed.guess_won``, by name) ----------------------
+
+GUESS_WON = "feed.guess_won"
+GUESS_CONSUMER = "orders.guess_prizes"
+
+
+async def _on_guess_won(session: AsyncSession, event: Event) -> None:
+    payload = event.payload or {}
+    template_id, user_id, topic_id = (
+        payload.get("coupon_template_id"),
+        payload.get("user_id"),
+        payload.get("topic_id"),
+    )
+    if not template_id or user_id is None or topic_id is None:
+        return
+    try:
+        async with session.begin_nested():
+            await issue_coupon(
+                session, int(template_id), int(user_id), source=f"guess:{topic_id}", now=event.occurred_at
+            )
+    except (CouponTemplateNotFound, InvalidCouponTemplate) as exc:
+        log.warning("guess %s: prize coupon not issued to %s: %s", topic_id, user_id, exc.message)
+
+
+def guess_prize_consumer() -> Consumer:
+    """Issues a guessing topic's prize coupon to each winner, once (``source = "guess:<topic id>"``)."""
+    return Consumer(name=GUESS_CONSUMER, handler=_on_guess_won, types=frozenset({GUESS_WON}))
