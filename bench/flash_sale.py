@@ -281,6 +281,8 @@ async def server(
         "LINLI_RUN_WORKERS_IN_APP": "true",
         "LINLI_JOB_POLL_SECONDS": "0.2",
         "LINLI_PAYMENTS_SANDBOX_DELAY_SECONDS": "0.5",
+        # As in production: console-rendered lines (and their rich tracebacks) cost the loop real time.
+        "LINLI_LOG_JSON": os.environ.get("LINLI_LOG_JSON", "true"),
     }
     if redis_url:
         env["LINLI_REDIS_URL"] = redis_url
@@ -429,14 +431,17 @@ async def sample_backends(url: str, run: Run) -> AsyncIterator[None]:
     async def sample() -> None:
         while not stop.is_set():
             rows = await conn.fetch(
-                "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                "SELECT state, wait_event_type, wait_event, left(query, 40) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                 "AND backend_type = 'client backend'"
             )
-            for state, wait_type, wait in rows:
+            for state, wait_type, wait, query in rows:
                 if state == "idle":
                     continue
                 label = state if wait_type in (None, "Client") else f"{state}, waiting on {wait_type}:{wait}"
+                if state == "idle in transaction" and query.startswith("UPDATE lineup_items"):
+                    # It has moved the item's counters: the hot row stays locked until the app commits.
+                    label += " holding the item row"
                 run.backends[label] += 1
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.05)

@@ -96,58 +96,111 @@ async def _load_cursor(session: AsyncSession, consumer: Consumer) -> ConsumerCur
     return cursor
 
 
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """What one pass of a consumer did: events its cursor passed, and how many of them were its types
+    (the others it only stepped over)."""
+
+    passed: int = 0
+    handled: int = 0
+
+
 async def run_consumer_once(
     db: Database, consumer: Consumer, *, batch_size: int = 200, max_attempts: int = 5
 ) -> int:
     """Deliver one batch of events to ``consumer``; returns how many events the cursor passed."""
+    return (await consume(db, consumer, batch_size=batch_size, max_attempts=max_attempts)).passed
+
+
+async def consume(db: Database, consumer: Consumer, *, batch_size: int = 200, max_attempts: int = 5) -> Pass:
+    """One batch of events to ``consumer`` (``run_consumer_once``), saying how many were its own.
+
+    The batch first runs straight through, without a savepoint per event: two round trips fewer per
+    event, which is what a busy process pays most for (each waits its turn on the event loop). Should a
+    handler raise, the whole transaction is rolled back and the batch runs again event by event, each in
+    its own savepoint, up to the event that failed, whose failure is counted (it is not run a third
+    time). Handlers are idempotent: the events before it being handled twice is what at-least-once
+    delivery allows."""
     async with db.sessionmaker() as session:
-        cursor = await _load_cursor(session, consumer)
-        if cursor is None:
+        failed: list[tuple[int, Exception]] = []
+        result = await _deliver(session, consumer, batch_size, max_attempts, failed=failed)
+        if failed:
             await session.rollback()
-            return 0
-        events = await read_events(session, Position(cursor.txid, cursor.event_id), limit=batch_size)
-        # The cursor row is written once, at the end: touching it per event would make every savepoint
-        # below flush an UPDATE of it first.
-        position = Position(cursor.txid, cursor.event_id)
-        failing_event_id, attempts = cursor.failing_event_id, cursor.attempts
-        passed = 0
-        for event in events:
-            if consumer.types is None or event.type in consumer.types:
-                try:
+            result = await _deliver(session, consumer, batch_size, max_attempts, failed=failed)
+        await session.commit()
+        return result
+
+
+async def _deliver(
+    session: AsyncSession,
+    consumer: Consumer,
+    batch_size: int,
+    max_attempts: int,
+    *,
+    failed: list[tuple[int, Exception]],
+) -> Pass:
+    """Hand a batch to the consumer's handler and move its cursor (not committed yet).
+
+    With ``failed`` empty, a straight run: the first handler to raise ends it, its event id and error put
+    in ``failed``. Otherwise a careful run, one savepoint per event, where that failure is counted without
+    running the event again."""
+    careful = bool(failed)
+    cursor = await _load_cursor(session, consumer)
+    if cursor is None:
+        await session.rollback()
+        return Pass()
+    events = await read_events(session, Position(cursor.txid, cursor.event_id), limit=batch_size)
+    # The cursor row is written once, at the end: touching it per event would make every savepoint
+    # below flush an UPDATE of it first.
+    position = Position(cursor.txid, cursor.event_id)
+    failing_event_id, attempts = cursor.failing_event_id, cursor.attempts
+    passed = handled = 0
+    for event in events:
+        if consumer.types is None or event.type in consumer.types:
+            handled += 1
+            try:
+                if not careful:
+                    try:
+                        await consumer.handler(session, event)
+                    except Exception as exc:
+                        failed.append((event.id, exc))
+                        return Pass()
+                elif event.id == failed[0][0]:
+                    raise failed[0][1]
+                else:
                     async with session.begin_nested():
                         await consumer.handler(session, event)
-                except Exception as exc:
-                    attempts = attempts + 1 if failing_event_id == event.id else 1
-                    log.exception(
-                        "consumer %s failed on event %s (attempt %s)",
-                        consumer.name,
-                        event.id,
-                        attempts,
+            except Exception as exc:
+                attempts = attempts + 1 if failing_event_id == event.id else 1
+                log.exception(
+                    "consumer %s failed on event %s (attempt %s)",
+                    consumer.name,
+                    event.id,
+                    attempts,
+                )
+                if attempts < max_attempts:
+                    failing_event_id = event.id
+                    break
+                session.add(
+                    ConsumerFailure(
+                        consumer=consumer.name,
+                        event_id=event.id,
+                        error=f"{type(exc).__name__}: {exc}",
+                        attempts=attempts,
                     )
-                    if attempts < max_attempts:
-                        failing_event_id = event.id
-                        break
-                    session.add(
-                        ConsumerFailure(
-                            consumer=consumer.name,
-                            event_id=event.id,
-                            error=f"{type(exc).__name__}: {exc}",
-                            attempts=attempts,
-                        )
-                    )
-            position = Position(event.txid, event.id)
-            failing_event_id, attempts = None, 0
-            passed += 1
-        if (position.txid, position.id, failing_event_id, attempts) != (
-            cursor.txid,
-            cursor.event_id,
-            cursor.failing_event_id,
-            cursor.attempts,
-        ):
-            cursor.txid, cursor.event_id = position.txid, position.id
-            cursor.failing_event_id, cursor.attempts = failing_event_id, attempts
-        await session.commit()
-        return passed
+                )
+        position = Position(event.txid, event.id)
+        failing_event_id, attempts = None, 0
+        passed += 1
+    if (position.txid, position.id, failing_event_id, attempts) != (
+        cursor.txid,
+        cursor.event_id,
+        cursor.failing_event_id,
+        cursor.attempts,
+    ):
+        cursor.txid, cursor.event_id = position.txid, position.id
+        cursor.failing_event_id, cursor.attempts = failing_event_id, attempts
+    return Pass(passed, handled)
 
 
 async def drain(db: Database, registry: ConsumerRegistry, *, batch_size: int = 200) -> int:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -14,10 +15,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.pool import NullPool
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, UOWTransaction, mapped_column
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from linli.core.clock import as_utc, utcnow
+from linli.core.errors import LinliError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -71,11 +73,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# How long a request may queue for SQLite's one writer before it is refused (503) rather than served.
+SQLITE_QUEUE_SECONDS = 30.0
+
+
+class DatabaseBusy(LinliError):
+    """Every connection stayed taken for longer than a request may wait: refused, nothing changed."""
+
+    status_code = 503
+
+
+class _QueuePool(AsyncAdaptedQueuePool):
+    """A pool whose wait for a connection, when it runs out, is our clean refusal rather than a 500."""
+
+    def _do_get(self) -> Any:
+        try:
+            return super()._do_get()
+        except sa_exc.TimeoutError as exc:
+            raise DatabaseBusy(
+                "the server is too busy to take this request now; please try again in a moment",
+                retry_after=1,
+            ) from exc
+
+
+def _is_sqlite_file(url: str) -> bool:
+    return url.startswith("sqlite") and ":memory:" not in url and not url.rstrip("/").endswith(":")
+
+
 def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
     """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 10}
+        if pool and _is_sqlite_file(url):
+            # One writer, in line: SQLite runs one write transaction at a time anyway (every transaction
+            # takes the write lock at BEGIN), and connections fighting over the file lock wait in its busy
+            # handler's growing sleeps — under a rush that stalled the server for minutes. With a single
+            # pooled connection, transactions queue in order in the pool (a fair FIFO) and each holds the
+            # file only while it runs; a request that waits longer than SQLITE_QUEUE_SECONDS gets a clean
+            # 503 (``DatabaseBusy``). Readers outside this process (WAL) are unaffected.
+            kwargs.update(
+                poolclass=_QueuePool, pool_size=1, max_overflow=0, pool_timeout=SQLITE_QUEUE_SECONDS
+            )
     elif pool:
         # No pre-ping: it is a round trip on every checkout of a connection, i.e. on every request (a
         # quarter of a sold-out refusal's). A connection the server dropped fails once and is replaced;
@@ -97,17 +136,45 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, sync_session_class: type[Session] = Session
+) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=sync_session_class
+    )
+
+
+def _note_events(session: Session, _flush: UOWTransaction) -> None:
+    """Mark a transaction that appended to the event log (``core.events`` rows are ``events``)."""
+    if not session.info.get("linli.events") and any(
+        getattr(row, "__tablename__", None) == "events" for row in session.new
+    ):
+        session.info["linli.events"] = True
+
+
+def _forget_events(session: Session) -> None:
+    session.info.pop("linli.events", None)
 
 
 class Database:
-    """The engine and session factory of one running app (or test)."""
+    """The engine and session factory of one running app (or test).
+
+    ``event_commits`` counts this process's commits that appended events, so the background worker can
+    tell a commit its consumers have to look at from one they need not (a read, a refusal)."""
 
     def __init__(self, url: str, *, pool: bool = True) -> None:
         self.url = url
         self.engine = create_engine(url, pool=pool)
-        self.sessionmaker = create_sessionmaker(self.engine)
+        self.event_commits = 0
+        tracking: type[Session] = type("LinliSession", (Session,), {})
+        event.listen(tracking, "after_flush", _note_events)
+        event.listen(tracking, "after_commit", self._count_event_commit)
+        event.listen(tracking, "after_rollback", _forget_events)
+        self.sessionmaker = create_sessionmaker(self.engine, tracking)
+
+    def _count_event_commit(self, session: Session) -> None:
+        if session.info.pop("linli.events", False):
+            self.event_commits += 1
 
     @property
     def is_sqlite(self) -> bool:

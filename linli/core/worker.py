@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from linli.core.consumers import run_consumer_once
+from linli.core.consumers import consume
 from linli.core.jobs import run_due_jobs
 from linli.core.runtime import Runtime
 
@@ -51,6 +51,7 @@ class BackgroundWorker:
         self.tasks = []
 
     async def _sleep(self, seconds: float, *, wake: asyncio.Event | None = None) -> None:
+        seconds = max(seconds, 0.0)
         waits = [asyncio.ensure_future(self.stopping.wait())]
         if wake is not None:
             waits.append(asyncio.ensure_future(wake.wait()))
@@ -64,24 +65,61 @@ class BackgroundWorker:
             wake.clear()
 
     async def _consume(self) -> None:
+        """Passes over the consumers: on a poke after a commit that appended events, and at least every
+        ``consumer_poll_seconds`` (events other processes wrote wake nobody here).
+
+        A consumer whose last pass only stepped over other types' events (a comment, to the reservations
+        consumer) rests until the next poll instead of running a transaction on every poke; one that
+        handled something, or found nothing new, or is behind by a whole batch, stays prompt — so the
+        room's consumer still runs on every comment while the others take the log in batches."""
         settings = self.runtime.settings
+        db = self.runtime.db
+        loop = asyncio.get_running_loop()
+        resting: dict[str, float] = {}  # consumer name -> loop time it rests until
+        seen_commits = -1
+        polled = loop.time()
+        again = True
         while not self.stopping.is_set():
-            moved = 0
-            for consumer in self.runtime.consumers:
-                if self.stopping.is_set():
-                    break
-                try:
-                    moved += await run_consumer_once(
-                        self.runtime.db,
-                        consumer,
-                        batch_size=settings.consumer_batch_size,
-                        max_attempts=settings.consumer_max_attempts,
-                    )
-                except Exception:
-                    # One consumer's trouble (its database pass failed) must not starve the others.
-                    log.exception("consumer %s pass failed", consumer.name)
-            if moved == 0:
-                await self._sleep(settings.consumer_poll_seconds, wake=self.wake)
+            commits, now = db.event_commits, loop.time()
+            if (
+                again
+                or commits != seen_commits
+                or now - polled >= settings.consumer_poll_seconds
+                or any(until <= now for until in resting.values())
+            ):
+                seen_commits, polled = commits, now
+                # Something moved: look again at once (a consumer may be a whole batch behind).
+                again = await self._pass(resting, now) > 0
+                if again:
+                    continue
+            due = min([polled + settings.consumer_poll_seconds, *resting.values()])
+            await self._sleep(due - loop.time(), wake=self.wake)
+
+    async def _pass(self, resting: dict[str, float], now: float) -> int:
+        settings = self.runtime.settings
+        moved = 0
+        for consumer in self.runtime.consumers:
+            if self.stopping.is_set():
+                break
+            if resting.get(consumer.name, now) > now:
+                continue
+            try:
+                result = await consume(
+                    self.runtime.db,
+                    consumer,
+                    batch_size=settings.consumer_batch_size,
+                    max_attempts=settings.consumer_max_attempts,
+                )
+            except Exception:
+                # One consumer's trouble (its database pass failed) must not starve the others.
+                log.exception("consumer %s pass failed", consumer.name)
+                continue
+            moved += result.passed
+            if result.passed and not result.handled and result.passed < settings.consumer_batch_size:
+                resting[consumer.name] = now + settings.consumer_poll_seconds
+            else:
+                resting.pop(consumer.name, None)
+        return moved
 
     async def _timers(self) -> None:
         settings = self.runtime.settings

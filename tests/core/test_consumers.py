@@ -147,7 +147,10 @@ class TestAtLeastOnce:
         assert (cursor.event_id, cursor.attempts) == (ids[0], 2)
 
         assert await run_consumer_once(db, consumer, max_attempts=5) == 2
-        assert handler.seen == [ids[0], ids[1], ids[1], ids[1], ids[2]]
+        # A batch runs straight through first; when a handler raises, it runs again event by event, so the
+        # events before the failing one are handled twice (rolled back once): at-least-once delivery.
+        # The failing event itself is run once per pass.
+        assert handler.seen == [ids[0], ids[1], ids[0], ids[1], ids[1], ids[2]]
         cursor = await _cursor(db, "retry")
         assert cursor is not None
         assert (cursor.event_id, cursor.failing_event_id, cursor.attempts) == (ids[2], None, 0)
@@ -162,7 +165,8 @@ class TestAtLeastOnce:
 
         moved = [await run_consumer_once(db, consumer, max_attempts=3) for _ in range(3)]
         assert moved == [1, 0, 2]
-        assert Counter(handler.seen) == {ids[0]: 1, ids[1]: 3, ids[2]: 1}
+        # ids[0] again when the first pass reran its batch event by event (at-least-once).
+        assert Counter(handler.seen) == {ids[0]: 2, ids[1]: 3, ids[2]: 1}
         [failure] = await _failures(db, "poisoned")
         assert (failure.event_id, failure.attempts) == (ids[1], 3)
         assert failure.error == f"RuntimeError: cannot handle {ids[1]}"
@@ -292,3 +296,42 @@ class TestConcurrentRunners:
             await run_consumer_once(pg_db, consumer)
             await asyncio.sleep(0.01)
         assert in_flight.id in handler.seen
+
+
+class TestStraightRun:
+    async def test_a_batch_without_failures_runs_without_a_savepoint_per_event(self, db: Database) -> None:
+        from sqlalchemy import event as sa_event
+
+        handler = Recorder()
+        assert await run_consumer_once(db, Consumer("straight", handler)) == 0  # its cursor exists now
+        ids = await _record(db, "test.x", "test.x", "test.x")
+        statements: list[str] = []
+
+        def note(_conn, _cursor, statement: str, *_rest) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+        try:
+            assert await run_consumer_once(db, Consumer("straight", handler)) == 3
+        finally:
+            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+        assert handler.seen == ids
+        assert not [s for s in statements if s.startswith("SAVEPOINT")]
+
+    async def test_a_failure_keeps_the_writes_of_the_events_before_it_and_none_of_its_own(
+        self, db: Database
+    ) -> None:
+        ids = await _record(db, "test.x", "test.x", "test.x")
+
+        async def handler(session: AsyncSession, event: Event) -> None:
+            record_event(session, "test.written", payload={"for": event.id})
+            await session.flush()
+            if event.id == ids[1]:
+                raise RuntimeError("cannot")
+
+        assert await run_consumer_once(db, Consumer("writes", handler, types=frozenset({"test.x"}))) == 1
+        written = [e.payload["for"] for e in await _events_of_type(db, "test.written")]
+        assert written == [ids[0]]
+        cursor = await _cursor(db, "writes")
+        assert cursor is not None
+        assert (cursor.event_id, cursor.failing_event_id, cursor.attempts) == (ids[0], ids[1], 1)

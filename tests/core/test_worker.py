@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import linli.core.worker as worker_module
 from linli.core.clock import utcnow
 from linli.core.config import Settings
-from linli.core.consumers import Consumer, ConsumerCursor
+from linli.core.consumers import Consumer, ConsumerCursor, Pass, consume
 from linli.core.db import Database
 from linli.core.events import Event, record_event
 from linli.core.hub import LocalHub
@@ -85,3 +87,73 @@ async def test_a_stopped_worker_leaves_work_for_the_next_one(settings: Settings,
     finally:
         await asyncio.wait_for(worker.stop(), timeout=3)
     assert seen == [event.id]
+
+
+async def test_a_consumer_that_only_steps_over_other_events_rests_until_the_next_poll(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The room's consumer runs on every commit; one whose types are rare (reservations) does not run a
+    transaction per comment, but takes the other events in a batch at the poll — and still gets its own."""
+    runtime = Runtime(
+        settings=settings.model_copy(update={"consumer_poll_seconds": 5.0}), db=db, hub=LocalHub()
+    )
+    prompt_seen: asyncio.Queue[int] = asyncio.Queue()
+    rare_seen: asyncio.Queue[int] = asyncio.Queue()
+    passes = {"prompt": 0, "rare": 0}
+
+    def counting(name: str, queue: asyncio.Queue[int]) -> Consumer:
+        async def handler(session: AsyncSession, event: Event) -> None:
+            await queue.put(event.id)
+
+        return Consumer(name, handler, types=frozenset({name}))
+
+    runtime.consumers.add(counting("prompt", prompt_seen))
+    runtime.consumers.add(counting("rare", rare_seen))
+
+    async def counted(db: Database, consumer: Consumer, **kwargs: int) -> Pass:
+        passes[consumer.name] += 1
+        return await consume(db, consumer, **kwargs)
+
+    monkeypatch.setattr(worker_module, "consume", counted)
+    worker = BackgroundWorker(runtime)
+    worker.start()
+    try:
+        await asyncio.sleep(0.1)  # the first passes find the log empty
+        before = dict(passes)
+        for _ in range(5):
+            async with db.sessionmaker() as session:
+                event = record_event(session, "prompt")
+                await session.commit()
+            worker.poke()
+            # Well before the 5 s poll: the poke after the commit ran it.
+            assert await asyncio.wait_for(prompt_seen.get(), timeout=2.5) == event.id
+        # The rare one stepped over the first of those events, then rested.
+        assert passes["rare"] - before["rare"] <= 2
+
+        async with db.sessionmaker() as session:
+            rare = record_event(session, "rare")
+            await session.commit()
+        worker.poke()
+        # Its own event reaches it, at the latest when it wakes from its rest.
+        assert await asyncio.wait_for(rare_seen.get(), timeout=8) == rare.id
+    finally:
+        await asyncio.wait_for(worker.stop(), timeout=3)
+
+
+async def test_commits_that_append_events_are_counted_and_others_are_not(db: Database) -> None:
+    """What lets the worker ignore a poke after a read or a refused request."""
+    start = db.event_commits
+    async with db.sessionmaker() as session:
+        record_event(session, "test.counted")
+        await session.commit()
+    assert db.event_commits == start + 1
+
+    async with db.sessionmaker() as session:
+        await session.get(ConsumerCursor, "nobody")
+        await session.commit()
+    async with db.sessionmaker() as session:
+        record_event(session, "test.rolled_back")
+        await session.flush()
+        await session.rollback()
+        await session.commit()
+    assert db.event_commits == start + 1

@@ -377,23 +377,33 @@ async def _apply_payment_notification(
             "amount_fen": payment.amount_fen,
         },
     )
-    return await _settle_order(session, payment, now=now, refund_max_attempts=refund_max_attempts)
+    return await _settle_order(session, payment, record, now=now, refund_max_attempts=refund_max_attempts)
 
 
 async def _settle_order(
-    session: AsyncSession, payment: Payment, *, now: datetime, refund_max_attempts: int
+    session: AsyncSession,
+    payment: Payment,
+    record: PaymentNotification,
+    *,
+    now: datetime,
+    refund_max_attempts: int,
 ) -> tuple[NotificationOutcome, str]:
     """Mark the order paid; money the order cannot take (it expired, was cancelled, was paid by another
-    payment) goes back through the provider automatically."""
+    payment) goes back through the provider automatically.
+
+    The flash sale's hot path: ``mark_paid`` moves the item's reserved units to sold last, and that row
+    stays locked until COMMIT, so nothing may follow it — the notification's record takes its outcome
+    beforehand (``mark_paid`` flushes it), and no savepoint is wrapped around the call (it raises before
+    writing anything, by its contract), which would cost a RELEASE after the lock was taken."""
+    record.outcome, record.detail = NotificationOutcome.applied.value, "order paid"
     try:
-        async with session.begin_nested():
-            await orders.mark_paid(
-                session,
-                payment.order_id,
-                amount_fen=payment.amount_fen,
-                provider=payment.provider,
-                provider_ref=payment.provider_ref or payment.out_trade_no,
-            )
+        await orders.mark_paid(
+            session,
+            payment.order_id,
+            amount_fen=payment.amount_fen,
+            provider=payment.provider,
+            provider_ref=payment.provider_ref or payment.out_trade_no,
+        )
         return NotificationOutcome.applied, "order paid"
     except order_errors.PaidAfterExpiry as exc:
         # Cancelled by its owner (a PaidAfterExpiry too), or expired with its units gone.

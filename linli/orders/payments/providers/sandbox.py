@@ -84,6 +84,9 @@ def transaction_id(secret: bytes, out_trade_no: str) -> str:
 class SandboxProvider:
     name = NAME
     scenes = frozenset({Scene.cashier})
+    # Its checkout is our own cashier page: ``create_payment`` asks nobody, so it may run inside the
+    # transaction that opens the payment (one transaction per payment instead of two).
+    local_checkout = True
 
     def __init__(self, secret: bytes, *, window_seconds: int = 300) -> None:
         self.secret = secret

@@ -3,6 +3,7 @@
 
 const SEQUENCED = new Set([
   "comment", "reply", "comment_deleted", "pinned_product", "lineup", "session_status", "system_notice",
+  "lottery_started", "lottery_drawn",
 ]);
 // Close codes after which reconnecting is pointless: banned (4003), no such room (4004).
 const FINAL = new Set([4003, 4004]);
