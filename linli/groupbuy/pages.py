@@ -178,15 +178,23 @@ async def admin_board(
     return await _board_page(request, session, session_id)
 
 
-def _settings_from_form(form: Any) -> SettingsUpdate:
+def _settings_from_form(form: Any, current: service.Terms) -> SettingsUpdate:
+    """The terms the form changes. The form always sends the times it shows (to the minute): a time
+    sent back as shown is not a change, so saving another field never re-checks (and refuses) a promise
+    or cutoff the operator did not touch."""
+
     def when(name: str) -> datetime | None:
         text = str(form.get(name) or "").strip()
         if not text:
             return None
         try:
-            return from_local(datetime.strptime(text, LOCAL_INPUT))
+            value = from_local(datetime.strptime(text, LOCAL_INPUT))
         except ValueError:
             raise InvalidSettings("use the date and time picker", field=name) from None
+        shown = getattr(current, name)
+        if shown is not None and value == shown.replace(second=0, microsecond=0):
+            return None
+        return value
 
     fee_text = str(form.get("delivery_fee") or "0").strip() or "0"
     try:
@@ -220,7 +228,10 @@ async def admin_settings(
     form = await request.form()
     try:
         async with session.begin_nested():
-            await service.update_settings(session, session_id, _settings_from_form(form), actor=operator)
+            current = await service.terms_of(session, session_id)
+            await service.update_settings(
+                session, session_id, _settings_from_form(form, current), actor=operator
+            )
     except LinliError as exc:
         return await _board_page(
             request, session, session_id, errors={str(exc.context.get("field", "")): exc.message}

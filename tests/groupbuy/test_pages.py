@@ -3,9 +3,15 @@ leader's pages (own point only) and the operators' board, settings, batches and 
 
 from __future__ import annotations
 
-import httpx
+import re
+from datetime import timedelta
 
+import httpx
+from sqlalchemy import update
+
+from linli.core.clock import to_local, utcnow
 from linli.groupbuy.models import PickupCode
+from linli.live.models import LiveSession
 from tests.factories import Caller
 from tests.groupbuy.factories import Town
 
@@ -126,3 +132,37 @@ async def test_the_operator_sets_terms_cuts_off_batches_and_prints(
     assert "春季限定青团" in picks.text
     assert "仓库总拣货单" in picks.text
     assert (await client.get(base, headers=_html(await town.neighbour()))).status_code == 403
+
+
+async def test_saving_the_form_as_shown_does_not_recheck_an_untouched_promise(
+    town: Town, client: httpx.AsyncClient
+) -> None:
+    """A session that started days ago: its default promise is past. Changing only the threshold from
+    the board (which sends back the times it shows) saves; the untouched promise is not re-checked."""
+    async with town.db.sessionmaker() as session:
+        await session.execute(
+            update(LiveSession)
+            .where(LiveSession.id == town.session_id)
+            .values(scheduled_start=utcnow() - timedelta(days=3))
+        )
+        await session.commit()
+    op = town.operator
+    base = f"/admin/groupbuy/sessions/{town.session_id}"
+    board = await client.get(base, headers=_html(op))
+    shown = re.search(r'name="deliver_by" type="datetime-local" value="([^"]*)"', board.text)
+    assert shown is not None
+    assert shown.group(1)
+    form = {"threshold": "4", "below_policy": "deliver", "delivery_fee": "0", "deliver_by": shown.group(1)}
+    saved = await client.post(f"{base}/settings", data=form, headers=_html(op))
+    assert saved.status_code == 303, saved.text
+    terms = (await client.get(f"/api/v1/groupbuy/sessions/{town.session_id}/terms")).json()
+    assert terms["threshold"] == 4
+    # Moving the promise to before now is still refused, and changes nothing.
+    past = (to_local(utcnow()) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    refused = await client.post(
+        f"{base}/settings", data={**form, "threshold": "7", "deliver_by": past}, headers=_html(op)
+    )
+    assert refused.status_code == 422
+    assert "promise" in refused.text
+    terms = (await client.get(f"/api/v1/groupbuy/sessions/{town.session_id}/terms")).json()
+    assert terms["threshold"] == 4
