@@ -152,6 +152,16 @@ async def admin_sessions(request: Request, session: SessionDep, operator: PageOp
     return render_admin(request, "groupbuy/admin_sessions.html", {"sessions": sessions})
 
 
+@router.get(ADMIN + "/communities/{community_id}/members", response_class=HTMLResponse)
+async def admin_members(
+    request: Request, session: SessionDep, operator: PageOperator, community_id: Id
+) -> Response:
+    """A community's members as operators see them: full names, how each joined, since when."""
+    community = await community_service.get_community(session, community_id)
+    members = await views.members_of(session, community_id, mask=False)
+    return render_admin(request, "groupbuy/admin_members.html", {"community": community, "members": members})
+
+
 def _local(value: datetime | None) -> str:
     return to_local(value).strftime(LOCAL_INPUT) if value is not None else ""
 

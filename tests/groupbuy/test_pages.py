@@ -166,3 +166,22 @@ async def test_saving_the_form_as_shown_does_not_recheck_an_untouched_promise(
     assert "promise" in refused.text
     terms = (await client.get(f"/api/v1/groupbuy/sessions/{town.session_id}/terms")).json()
     assert terms["threshold"] == 4
+
+
+async def test_operators_see_a_communitys_members_from_the_board(
+    town: Town, client: httpx.AsyncClient
+) -> None:
+    buyer = await town.neighbour(0, nickname="王阿姨")
+    await town.buy(buyer, 1)
+    await town.drain()
+    group = await town.group()
+    assert group is not None
+    board = await client.get(f"/admin/groupbuy/sessions/{town.session_id}", headers=_html(town.operator))
+    link = f"/admin/groupbuy/communities/{group.community_id}/members"
+    assert link in board.text
+    page = await client.get(link, headers=_html(town.operator))
+    assert page.status_code == 200
+    assert "王阿姨" in page.text  # operators see the full name (leaders see 王*)
+    assert buyer.user.phone[-4:] in page.text
+    assert "加入方式" in page.text
+    assert (await client.get(link, headers=_html(buyer))).status_code == 403
