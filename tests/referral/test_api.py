@@ -17,7 +17,7 @@ from linli.core.events import Event
 from linli.core.runtime import Runtime
 from linli.identity.models import Role, User, UserRole
 from linli.identity.tokens import issue_session
-from linli.live.models import SensitiveWord
+from linli.live import comments
 from linli.referral import shares
 from linli.referral.models import Binding
 from tests.factories import bearer
@@ -120,8 +120,11 @@ async def test_the_edited_line_is_validated(client: httpx.AsyncClient, db: Datab
     bad_format = await client.get(url, params={"format": "banner"}, headers=headers)
     assert bad_format.status_code == 422
     assert bad_format.json()["error"] == "InvalidPosterFormat"
+    # An operator adds a word (the room's verb): the next poster line is checked against it at once.
     async with db.sessionmaker() as session:
-        session.add(SensitiveWord(word="代购"))
+        actor = await session.get(User, world.users["A"].id)
+        assert actor is not None
+        await comments.add_word(session, "代购", actor=actor)
         await session.commit()
     refused = await client.get(url, params={"line": "找我代 购青团"}, headers=headers)
     assert refused.status_code == 422
