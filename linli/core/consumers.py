@@ -203,6 +203,16 @@ async def _deliver(
     return Pass(passed, handled)
 
 
+async def ensure_cursors(db: Database, registry: ConsumerRegistry) -> None:
+    """Give every consumer its cursor now. A consumer that starts at the end of the log starts where its
+    cursor is first made: made lazily by the first pass, which may come after requests already committed
+    events (a pin, a comment), it would never see them. So the app makes them before serving."""
+    for consumer in registry:
+        async with db.sessionmaker() as session:
+            await _load_cursor(session, consumer)
+            await session.commit()
+
+
 async def drain(db: Database, registry: ConsumerRegistry, *, batch_size: int = 200) -> int:
     """Run every consumer until none has anything left; for tests and the CLI."""
     total = 0

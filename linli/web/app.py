@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from linli import catalog, community, groupbuy, identity, live, orders, referral
 from linli.core.config import Settings, get_settings
+from linli.core.consumers import ensure_cursors
 from linli.core.errors import install_error_handlers
 from linli.core.i18n import catalog as messages
 from linli.core.i18n import negotiate
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = runtime or Runtime.from_settings(settings)
         register_background_work(rt)
         await rt.start()
+        await ensure_cursors(rt.db, rt.consumers)
         app.state.runtime = rt
         app.state.worker = None
         if settings.run_workers_in_app:

@@ -153,11 +153,14 @@ class Viewer:
         deadline = time.monotonic() + timeout
         while not done(self):
             left = deadline - time.monotonic()
-            if left <= 0:
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=left))
+            except TimeoutError:
                 raise AssertionError(
                     f"timed out; got {json.dumps(self.messages, ensure_ascii=False)[-2000:]}"
-                )
-            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=left))
+                ) from None
             self.frames.append(frame)
             self.seq = max(self.seq, frame["seq"])
 
