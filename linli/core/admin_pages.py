@@ -40,7 +40,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from linli.core.clock import from_local, to_local
-from linli.core.deps import get_runtime, get_session
+from linli.core.deps import get_session, runtime_of
 from linli.core.errors import LinliError
 from linli.core.money import format_fen, parse_yuan
 from linli.core.templating import render, translator
@@ -393,7 +393,7 @@ class Flash:
 
 
 def _flash_serializer(request: Request) -> URLSafeSerializer:
-    return URLSafeSerializer(get_runtime(request).settings.resolved_secret_key(), salt="linli.flash")
+    return URLSafeSerializer(runtime_of(request).settings.resolved_secret_key(), salt="linli.flash")
 
 
 def flash_redirect(
@@ -407,7 +407,7 @@ def flash_redirect(
         max_age=120,
         httponly=True,
         samesite="lax",
-        secure=get_runtime(request).settings.secure_cookies,
+        secure=runtime_of(request).settings.secure_cookies,
     )
     return response
 

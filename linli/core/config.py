@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     login_code_max_attempts: int = 5
     login_code_sender: str = "console"
     session_ttl_days: int = 30
+    # Seconds a process may remember who is behind a token (0: look it up on every request). Logouts and
+    # role changes are forgotten at once in the process that made them, and through the hub elsewhere.
+    auth_cache_seconds: float = Field(default=10.0, ge=0, le=300)
     rate_code_per_phone_per_minute: int = 1
     rate_code_per_phone_per_hour: int = 5
     rate_code_per_client_per_hour: int = 30

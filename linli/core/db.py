@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from linli.core.clock import as_utc, utcnow
 from linli.core.errors import LinliError
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -144,12 +147,17 @@ def create_sessionmaker(
     )
 
 
+# What a commit hook is told: the (type, user id) of each event the committed transaction appended.
+CommitHook = Callable[[list[tuple[str, int | None]]], None]
+
+
 def _note_events(session: Session, _flush: UOWTransaction) -> None:
-    """Mark a transaction that appended to the event log (``core.events`` rows are ``events``)."""
-    if not session.info.get("linli.events") and any(
-        getattr(row, "__tablename__", None) == "events" for row in session.new
-    ):
-        session.info["linli.events"] = True
+    """Note the events a transaction appends (``core.events`` rows are ``events``)."""
+    appended = [
+        (row.type, row.user_id) for row in session.new if getattr(row, "__tablename__", None) == "events"
+    ]
+    if appended:
+        session.info.setdefault("linli.events", []).extend(appended)
 
 
 def _forget_events(session: Session) -> None:
@@ -160,12 +168,15 @@ class Database:
     """The engine and session factory of one running app (or test).
 
     ``event_commits`` counts this process's commits that appended events, so the background worker can
-    tell a commit its consumers have to look at from one they need not (a read, a refusal)."""
+    tell a commit its consumers have to look at from one they need not (a read, a refusal).
+    ``commit_hooks`` are told, right after such a commit and in this process only, which events it
+    appended: for what must not wait for a consumer (a cache forgetting a revoked login)."""
 
     def __init__(self, url: str, *, pool: bool = True) -> None:
         self.url = url
         self.engine = create_engine(url, pool=pool)
         self.event_commits = 0
+        self.commit_hooks: list[CommitHook] = []
         tracking: type[Session] = type("LinliSession", (Session,), {})
         event.listen(tracking, "after_flush", _note_events)
         event.listen(tracking, "after_commit", self._count_event_commit)
@@ -173,8 +184,14 @@ class Database:
         self.sessionmaker = create_sessionmaker(self.engine, tracking)
 
     def _count_event_commit(self, session: Session) -> None:
-        if session.info.pop("linli.events", False):
+        appended = session.info.pop("linli.events", None)
+        if appended:
             self.event_commits += 1
+            for hook in self.commit_hooks:
+                try:
+                    hook(appended)
+                except Exception:
+                    log.exception("a commit hook failed")
 
     @property
     def is_sqlite(self) -> bool:

@@ -12,9 +12,15 @@ from linli.core.config import Settings
 from linli.core.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    # ``async`` on purpose, here and below: FastAPI runs a plain ``def`` dependency in a worker thread,
+    # a thread hand-off on every request for what is an attribute read.
+    return runtime_of(request)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -26,7 +32,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     if existing is not None:
         yield existing
         return
-    runtime = get_runtime(request)
+    runtime = runtime_of(request)
     async for session in runtime.db.session():
         request.state.db_session = session
         try:
@@ -38,8 +44,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         worker.poke()
 
 
-def get_settings_dep(request: Request) -> Settings:
-    return get_runtime(request).settings
+async def get_settings_dep(request: Request) -> Settings:
+    return runtime_of(request).settings
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

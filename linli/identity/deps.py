@@ -10,14 +10,15 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from itsdangerous import BadData, URLSafeSerializer
 
-from linli.core.deps import SessionDep, get_runtime
+from linli.core.deps import SessionDep, runtime_of
 from linli.core.errors import Forbidden, NotAuthenticated, Redirect
+from linli.identity.logins import logins_of
 from linli.identity.models import Role, User
 from linli.identity.tokens import SESSION_COOKIE, user_for_token
 
 
 def cookie_serializer(request: Request) -> URLSafeSerializer:
-    secret = get_runtime(request).settings.resolved_secret_key()
+    secret = runtime_of(request).settings.resolved_secret_key()
     return URLSafeSerializer(secret, salt="linli.session")
 
 
@@ -45,7 +46,10 @@ async def get_optional_user(request: Request, session: SessionDep) -> User | Non
         cached: User | None = request.state.user
         return cached
     token = token_from_request(request)
-    user = await user_for_token(session, token) if token else None
+    cache = logins_of(runtime_of(request))
+    if cache.enabled:
+        cache.listen(runtime_of(request).hub)
+    user = await user_for_token(session, token, cache) if token else None
     request.state.user = user
     return user
 
