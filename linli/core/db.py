@@ -76,7 +76,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-# How long a request may queue for SQLite's one writer before it is refused (503) rather than served.
+# How long a request may queue for a connection (SQLite's one writer, or a full PostgreSQL pool) before
+# it is refused (503) rather than served.
 SQLITE_QUEUE_SECONDS = 30.0
 
 
@@ -103,6 +104,13 @@ def _is_sqlite_file(url: str) -> bool:
     return url.startswith("sqlite") and ":memory:" not in url and not url.rstrip("/").endswith(":")
 
 
+# Connections a process keeps open to PostgreSQL. Requests beyond them wait for one (up to the pool
+# timeout) rather than open more: under a rush, connections opened and dropped for each request cost
+# more than the requests (a backend forked and torn down each time, a fifth of the app's CPU).
+PG_POOL_SIZE = 32
+PG_MAX_OVERFLOW = 0
+
+
 def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
     """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
     kwargs: dict[str, Any] = {}
@@ -122,7 +130,13 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
         # No pre-ping: it is a round trip on every checkout of a connection, i.e. on every request (a
         # quarter of a sold-out refusal's). A connection the server dropped fails once and is replaced;
         # recycling keeps them from growing old behind a proxy's idle timeout.
-        kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+        kwargs.update(
+            poolclass=_QueuePool,
+            pool_size=PG_POOL_SIZE,
+            max_overflow=PG_MAX_OVERFLOW,
+            pool_timeout=SQLITE_QUEUE_SECONDS,
+            pool_recycle=1800,
+        )
     if not pool:
         kwargs["poolclass"] = NullPool
     engine = create_async_engine(url, **kwargs)
@@ -156,6 +170,12 @@ def _note_events(session: Session, _flush: UOWTransaction) -> None:
     appended = [
         (row.type, row.user_id) for row in session.new if getattr(row, "__tablename__", None) == "events"
     ]
+    if appended:
+        session.info.setdefault("linli.events", []).extend(appended)
+
+
+def note_appended_events(session: AsyncSession | Session, appended: list[tuple[str, int | None]]) -> None:
+    """Tell the commit bookkeeping about events appended without the ORM (a bulk ``INSERT``)."""
     if appended:
         session.info.setdefault("linli.events", []).extend(appended)
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Index, String, func, select, text, tuple_
+from sqlalchemy import JSON, BigInteger, Index, String, Table, func, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from linli.core.clock import utcnow
-from linli.core.db import Base, BigId
+from linli.core.db import Base, BigId, note_appended_events
 
 PG_TXID = "(pg_current_xact_id()::text::bigint)"
 
@@ -104,6 +104,39 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+def event_row(
+    type: str,
+    *,
+    actor_id: int | None = None,
+    subjects: Subjects | None = None,
+    payload: dict[str, Any] | None = None,
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    """The columns of one event, for ``append_events``."""
+    s = subjects or Subjects()
+    return {
+        "type": type,
+        "actor_id": actor_id,
+        "user_id": s.user_id,
+        "anonymous_id": s.anonymous_id,
+        "session_id": s.session_id,
+        "community_id": s.community_id,
+        "order_id": s.order_id,
+        "product_id": s.product_id,
+        "payload": payload or {},
+        "occurred_at": occurred_at,
+    }
+
+
+async def append_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Append many events at once (``event_row``s, one statement) inside the caller's transaction: for a
+    verb that changes many rows in one go. Like ``record_event``, they exist only if that commits."""
+    if not rows:
+        return
+    await session.execute(insert(cast(Table, Event.__table__)), rows)
+    note_appended_events(session, [(row["type"], row["user_id"]) for row in rows])
 
 
 @dataclass(frozen=True, slots=True)

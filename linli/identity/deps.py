@@ -12,9 +12,9 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from linli.core.deps import SessionDep, runtime_of
 from linli.core.errors import Forbidden, NotAuthenticated, Redirect
-from linli.identity.logins import logins_of
+from linli.identity.logins import logins_of, user_in
 from linli.identity.models import Role, User
-from linli.identity.tokens import SESSION_COOKIE, user_for_token
+from linli.identity.tokens import SESSION_COOKIE, hash_token, user_for_token
 
 
 def cookie_serializer(request: Request) -> URLSafeSerializer:
@@ -46,10 +46,18 @@ async def get_optional_user(request: Request, session: SessionDep) -> User | Non
         cached: User | None = request.state.user
         return cached
     token = token_from_request(request)
-    cache = logins_of(runtime_of(request))
-    if cache.enabled:
-        cache.listen(runtime_of(request).hub)
-    user = await user_for_token(session, token, cache) if token else None
+    user = None
+    if token:
+        runtime = runtime_of(request)
+        cache = logins_of(runtime)
+        if cache.enabled:
+            # Remembered, or looked up with the other requests' tokens of the moment (``identity.logins``):
+            # the request's own transaction is not opened for it.
+            cache.listen(runtime.hub)
+            template = await cache.look_up(runtime.db, hash_token(token))
+            user = await user_in(session, template) if template is not None else None
+        else:
+            user = await user_for_token(session, token)
     request.state.user = user
     return user
 

@@ -29,17 +29,19 @@ from collections import OrderedDict
 from datetime import datetime
 
 import orjson
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.core.clock import utcnow
 from linli.core.consumers import Consumer
+from linli.core.db import Database
 from linli.core.events import Event
 from linli.core.hub import Hub, Subscription
 from linli.core.runtime import Runtime
 from linli.identity import events
-from linli.identity.models import User, UserRole
+from linli.identity.models import AuthSession, User, UserRole
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class LoginCache:
         self._entries: OrderedDict[str, tuple[User, float, datetime]] = OrderedDict()
         self._tokens_of: dict[int, set[str]] = {}
         self._listener: asyncio.Task[None] | None = None
+        # Look-ups waiting for the next batch (token hash → its future), and the task that runs them.
+        self._wanted: dict[str, asyncio.Future[User | None]] = {}
+        self._looking: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -82,14 +87,7 @@ class LoginCache:
     def put(self, token_hash: str, user: User, expires_at: datetime) -> None:
         """Remember a copy of ``user`` (as loaded, roles too) for ``token_hash`` until the ttl or
         ``expires_at``; ``user`` itself stays with its session."""
-        if not self.enabled:
-            return
-        self.forget_token(token_hash)
-        self._entries[token_hash] = (_detached_copy(user), time.monotonic() + self.ttl, expires_at)
-        self._tokens_of.setdefault(user.id, set()).add(token_hash)
-        while len(self._entries) > self.max_entries:
-            oldest = next(iter(self._entries))
-            self.forget_token(oldest)
+        self._remember(token_hash, _detached_copy(user), expires_at)
 
     def forget_token(self, token_hash: str) -> None:
         entry = self._entries.pop(token_hash, None)
@@ -109,6 +107,48 @@ class LoginCache:
         for event_type, user_id in appended:
             if event_type in CHANGES and user_id is not None:
                 self.forget_user(user_id)
+
+    # --- looking tokens up, many at a time ------------------------------------------------------------
+
+    async def look_up(self, db: Database, token_hash: str) -> User | None:
+        """The (detached, never to be modified) active user behind a live token, or None: remembered,
+        or looked up together with the other tokens asked for meanwhile — one query for all of them,
+        outside any request's transaction."""
+        user = self.get(token_hash)
+        if user is not None:
+            return user
+        future = self._wanted.get(token_hash)
+        if future is None:
+            future = self._wanted[token_hash] = asyncio.get_running_loop().create_future()
+            if self._looking is None or self._looking.done():
+                self._looking = asyncio.create_task(self._look_up_wanted(db), name="identity-logins")
+        return await asyncio.shield(future)
+
+    async def _look_up_wanted(self, db: Database) -> None:
+        while self._wanted:
+            wanted, self._wanted = self._wanted, {}
+            try:
+                found = await _live_logins(db, sorted(wanted))
+            except Exception as exc:
+                for future in wanted.values():
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for token_hash, future in wanted.items():
+                login = found.get(token_hash)
+                if login is not None:
+                    self._remember(token_hash, *login)
+                if not future.done():
+                    future.set_result(login[0] if login is not None else None)
+
+    def _remember(self, token_hash: str, user: User, expires_at: datetime) -> None:
+        if not self.enabled:
+            return
+        self.forget_token(token_hash)
+        self._entries[token_hash] = (user, time.monotonic() + self.ttl, expires_at)
+        self._tokens_of.setdefault(user.id, set()).add(token_hash)
+        while len(self._entries) > self.max_entries:
+            self.forget_token(next(iter(self._entries)))
 
     # --- other processes' changes ---------------------------------------------------------------------
 
@@ -139,12 +179,34 @@ class LoginCache:
         self._tokens_of.clear()
 
     async def close(self) -> None:
+        if self._looking is not None:
+            self._looking.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._looking
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
             self._listener = None
         self.clear()
+
+
+async def _live_logins(db: Database, token_hashes: list[str]) -> dict[str, tuple[User, datetime]]:
+    """The active users behind those of ``token_hashes`` that are live, with their sessions' expiry,
+    roles loaded, detached (the session is closed, not committed: nothing is expired)."""
+    async with db.sessionmaker() as session:
+        rows = await session.execute(
+            select(User, AuthSession.token_hash, AuthSession.expires_at)
+            .options(joinedload(User.roles))
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(
+                AuthSession.token_hash.in_(token_hashes),
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > utcnow(),
+                User.is_active.is_(True),
+            )
+        )
+        return {token_hash: (user, expires_at) for user, token_hash, expires_at in rows.unique().all()}
 
 
 def _detached_copy(user: User) -> User:
@@ -173,11 +235,8 @@ def logins_of(runtime: Runtime) -> LoginCache:
     return cache
 
 
-async def remembered_user(session: AsyncSession, cache: LoginCache, token_hash: str) -> User | None:
-    """The remembered user behind ``token_hash`` as a persistent object of ``session``, or None."""
-    template = cache.get(token_hash)
-    if template is None:
-        return None
+async def user_in(session: AsyncSession, template: User) -> User:
+    """``template`` (a remembered, detached user) as a persistent object of ``session``, without a query."""
     return await session.merge(template, load=False)
 
 

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from linli.core.clock import utcnow
-from linli.identity.logins import LoginCache, remembered_user
 from linli.identity.models import AuthSession, User
 
 SESSION_COOKIE = "linli_session"
@@ -48,33 +47,18 @@ async def issue_session(
     return token
 
 
-async def user_for_token(session: AsyncSession, token: str, cache: LoginCache | None = None) -> User | None:
-    """The active user behind a live, unrevoked token, or None; from ``cache`` when it remembers
-    the token (see ``identity.logins``), else looked up — and then remembered there."""
-    token_hash = hash_token(token)
-    if cache is not None and (user := await remembered_user(session, cache, token_hash)) is not None:
-        return user
-    # Roles in the same query: every authenticated request runs this, so one round trip, not two.
-    row = (
-        (
-            await session.execute(
-                select(User, AuthSession.expires_at)
-                .options(joinedload(User.roles))
-                .join(AuthSession, AuthSession.user_id == User.id)
-                .where(
-                    AuthSession.token_hash == token_hash,
-                    AuthSession.revoked_at.is_(None),
-                    AuthSession.expires_at > utcnow(),
-                    User.is_active.is_(True),
-                )
-            )
+async def user_for_token(session: AsyncSession, token: str) -> User | None:
+    """The active user behind a live, unrevoked token, or None (one query in ``session``)."""
+    # Roles in the same query: one round trip, not two.
+    row = await session.execute(
+        select(User)
+        .options(joinedload(User.roles))
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(
+            AuthSession.token_hash == hash_token(token),
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > utcnow(),
+            User.is_active.is_(True),
         )
-        .unique()
-        .one_or_none()
     )
-    if row is None:
-        return None
-    user, expires_at = row
-    if cache is not None:
-        cache.put(token_hash, user, expires_at)
-    return user
+    return row.unique().scalar_one_or_none()

@@ -28,6 +28,15 @@ def register_background(runtime: Runtime) -> None:
         runtime.consumers.add(guess_prize_consumer())
 
 
+async def shutdown_background(runtime: Runtime) -> None:
+    """Place the orders still waiting in this process's checkout queue, then stop it."""
+    from linli.orders.checkout import EXTRAS_KEY, CheckoutQueue
+
+    queue = runtime.extras.get(EXTRAS_KEY)
+    if isinstance(queue, CheckoutQueue):
+        await queue.close()
+
+
 def _include_admin_pages() -> None:
     """The operators' order pages join the domain's page router, which the app includes."""
     from linli.orders import admin_pages, api, coupon_api, coupon_pages, pages

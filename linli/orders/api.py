@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query
 
 from linli.community import service as community_service
-from linli.core.deps import SessionDep, SettingsDep
+from linli.core.deps import RuntimeDep, SessionDep
 from linli.identity.deps import CurrentUser, OperatorUser
 from linli.orders import service
+from linli.orders.checkout import checkout_of
 from linli.orders.models import OrderStatus
 from linli.orders.payments import api as payments_api
 from linli.orders.schemas import (
@@ -80,22 +81,21 @@ async def quote(
 
 @mine.post("", response_model=OrderRead, status_code=201)
 async def create_order(
+    runtime: RuntimeDep,
     session: SessionDep,
-    settings: SettingsDep,
     user: CurrentUser,
     data: OrderCreate,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderRead:
     """Place an order at the live price; its units are held for a few minutes until it is paid.
     Send an ``Idempotency-Key`` header so a retried request cannot order twice."""
-    order = await service.create_order(
-        session,
-        user,
-        data,
-        idempotency_key=idempotency_key,
-        reservation_minutes=settings.order_reservation_minutes,
+    # The order is placed in the checkout queue's transaction, not this request's: end this one (who is
+    # calling was all it read) so it holds no connection while it waits — on SQLite, the only one.
+    await session.commit()
+    queue = checkout_of(
+        runtime.db, runtime.extras, reservation_minutes=runtime.settings.order_reservation_minutes
     )
-    return OrderRead.of(order)
+    return await queue.place(user, data, idempotency_key=idempotency_key)
 
 
 @mine.get("/checkout-options", response_model=CheckoutOptionsRead)

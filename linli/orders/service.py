@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,27 +178,32 @@ def _check_on_sale(live_session: LiveSession, item: LineupItem, now: datetime) -
         )
 
 
+def items_with_sessions() -> Select[LineupItem, LiveSession]:
+    """Lineup items with their session and product: what checkout's rule reads, and nothing more (not
+    the whole lineup, the host or the target communities ``live.service.get_session`` would load)."""
+    return (
+        select(LineupItem, LiveSession)
+        .join(LiveSession, LiveSession.id == LineupItem.session_id)
+        .options(
+            joinedload(LineupItem.product).lazyload(Product.images),
+            lazyload(LineupItem.session),
+            lazyload(LiveSession.lineup),
+            lazyload(LiveSession.communities),
+            lazyload(LiveSession.host),
+        )
+        .execution_options(populate_existing=True)
+    )
+
+
 async def _on_sale_item(
     session: AsyncSession, session_id: int, item_id: int, now: datetime
 ) -> tuple[LiveSession, LineupItem]:
     """The lineup item of ``session_id`` with its session and product, if it is on sale at ``now``.
 
-    Checkout's hot path: one query for the rows the rule needs, instead of ``live.service.get_session``
-    loading the whole lineup, the host and the target communities; the rule itself is live's
-    (``is_on_sale``, ``sale_window``)."""
+    One query (``items_with_sessions``); the rule itself is live's (``is_on_sale``, ``sale_window``)."""
     row = (
         await session.execute(
-            select(LineupItem, LiveSession)
-            .join(LiveSession, LiveSession.id == LineupItem.session_id)
-            .where(LineupItem.id == item_id, LineupItem.session_id == session_id)
-            .options(
-                joinedload(LineupItem.product).lazyload(Product.images),
-                lazyload(LineupItem.session),
-                lazyload(LiveSession.lineup),
-                lazyload(LiveSession.communities),
-                lazyload(LiveSession.host),
-            )
-            .execution_options(populate_existing=True)
+            items_with_sessions().where(LineupItem.id == item_id, LineupItem.session_id == session_id)
         )
     ).one_or_none()
     if row is None:
@@ -210,7 +215,7 @@ async def _on_sale_item(
     return live_session, item
 
 
-def _price(item: LineupItem, quantity: int, discount: int = 0) -> tuple[int, int, int]:
+def price(item: LineupItem, quantity: int, discount: int = 0) -> tuple[int, int, int]:
     """(subtotal, discount, total) in fen for ``quantity`` units at the live price, less a coupon's
     ``discount`` (``coupons.discount_for`` keeps it within the subtotal)."""
     subtotal = item.live_price_fen * quantity
@@ -238,7 +243,7 @@ async def quote(
     discount = 0
     if coupon_id is not None:
         coupon, discount = await coupons.check_coupon(session, user.id, coupon_id, terms)
-    subtotal, discount, total = _price(item, quantity, discount)
+    subtotal, discount, total = price(item, quantity, discount)
     level = await stock_level(session, item.id)
     return Quote(
         session_id=session_id,
@@ -264,7 +269,7 @@ async def quote(
 # --- checkout ---------------------------------------------------------------------------------------
 
 
-def _check_key(key: str | None) -> str | None:
+def check_idempotency_key(key: str | None) -> str | None:
     if key is None:
         return None
     key = key.strip()
@@ -277,7 +282,7 @@ def _check_key(key: str | None) -> str | None:
     return key
 
 
-def _fingerprint(data: OrderCreate) -> str:
+def request_fingerprint(data: OrderCreate) -> str:
     # Without a coupon the body hashes as it did before coupons existed (keys from then still replay).
     fields = data.model_dump(mode="json", exclude={"coupon_id"} if data.coupon_id is None else None)
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"))
@@ -309,10 +314,9 @@ async def _community_with_points(session: AsyncSession, user_id: int) -> Communi
     return found.unique().one_or_none()
 
 
-async def _pickup_point(
-    session: AsyncSession, user: User, data: OrderCreate
-) -> tuple[Community, PickupPoint]:
-    community = await _community_with_points(session, user.id)
+def choose_pickup_point(community: Community | None, data: OrderCreate) -> PickupPoint:
+    """Where a pickup order goes: the point asked for, else the community's first open one
+    (``NoPickupPoint`` when the neighbour has no community, or it has no such open point)."""
     if community is None or community.archived_at is not None:
         raise NoPickupPoint(
             "join your community first to pick up at its pickup point, or choose store pickup",
@@ -325,24 +329,40 @@ async def _pickup_point(
                 f"{community.name} has no open pickup point yet; choose store pickup instead",
                 field="pickup_point_id",
             )
-        return community, points[0]
+        return points[0]
     for point in points:
         if point.id == data.pickup_point_id:
-            return community, point
+            return point
     raise NoPickupPoint(
         f"pickup point {data.pickup_point_id} is not an open pickup point of {community.name}",
         field="pickup_point_id",
     )
 
 
-async def _store(session: AsyncSession, store_id: int) -> Store:
-    try:
-        store = await community_service.get_store(session, store_id)
-    except community_service.StoreNotFound:
-        raise StoreUnavailable(f"store {store_id} does not exist", field="store_id") from None
+def check_store(store: Store | None, store_id: int) -> Store:
+    """The store a store-pickup order names, if it exists and is open (``StoreUnavailable`` otherwise)."""
+    if store is None:
+        raise StoreUnavailable(f"store {store_id} does not exist", field="store_id")
     if store.archived_at is not None:
         raise StoreUnavailable(f"{store.name} is closed; choose another store", field="store_id")
     return store
+
+
+async def _pickup_point(
+    session: AsyncSession, user: User, data: OrderCreate
+) -> tuple[Community, PickupPoint]:
+    community = await _community_with_points(session, user.id)
+    point = choose_pickup_point(community, data)
+    assert community is not None
+    return community, point
+
+
+async def _store(session: AsyncSession, store_id: int) -> Store:
+    try:
+        store: Store | None = await community_service.get_store(session, store_id)
+    except community_service.StoreNotFound:
+        store = None
+    return check_store(store, store_id)
 
 
 async def _insert_order(session: AsyncSession, **columns: Any) -> Order | None:
@@ -374,12 +394,10 @@ def _expiry_job(order: Order) -> Job:
     )
 
 
-async def _checkout_terms(
-    session: AsyncSession, user: User, data: OrderCreate, now: datetime
-) -> tuple[LineupItem, Community | None, PickupPoint | None, Store | None]:
-    """Everything checkout checks before writing: the item on sale in that session, the quantity within the
-    per-user limit, and where the order is picked up (the neighbour's community's point, or an open store)."""
-    _, item = await _on_sale_item(session, data.session_id, data.lineup_item_id, now)
+def check_terms(live_session: LiveSession, item: LineupItem, data: OrderCreate, now: datetime) -> None:
+    """What checkout refuses before writing anything: the item not on sale (``NotForSale``), more units
+    than one neighbour may take (``PurchaseLimitReached``), or fewer left than asked (``SoldOut``)."""
+    _check_on_sale(live_session, item, now)
     if data.quantity > item.per_user_limit:
         raise PurchaseLimitReached(
             f"the limit is {item.per_user_limit} per person",
@@ -391,6 +409,15 @@ async def _checkout_terms(
         # Only a fast path — units released after this read are fair game for the next tap, and the
         # conditional update in ``reserve_stock`` stays the one that decides.
         raise sold_out(item.id, item.stock_left, data.quantity)
+
+
+async def _checkout_terms(
+    session: AsyncSession, user: User, data: OrderCreate, now: datetime
+) -> tuple[LineupItem, Community | None, PickupPoint | None, Store | None]:
+    """Everything checkout checks before writing: the item on sale in that session, the quantity within the
+    per-user limit, and where the order is picked up (the neighbour's community's point, or an open store)."""
+    live_session, item = await _on_sale_item(session, data.session_id, data.lineup_item_id, now)
+    check_terms(live_session, item, data, now)
     if data.fulfilment is Fulfilment.pickup:
         community, point = await _pickup_point(session, user, data)
         return item, community, point, None
@@ -420,8 +447,8 @@ async def create_order(
     ``data.coupon_id`` is locked to the order (``coupons.lock_coupon``) and its discount taken off; an order
     the coupon pays in full is marked paid at once (provider ``"coupon"``)."""
     now = now or utcnow()
-    key = _check_key(idempotency_key)
-    fingerprint = _fingerprint(data)
+    key = check_idempotency_key(idempotency_key)
+    fingerprint = request_fingerprint(data)
     discount = 0
     try:
         item, community, point, store = await _checkout_terms(session, user, data, now)
@@ -438,7 +465,7 @@ async def create_order(
             return _replay(existing, fingerprint)
         raise
 
-    subtotal, discount, total = _price(item, data.quantity, discount)
+    subtotal, discount, total = price(item, data.quantity, discount)
     inserted = await _insert_order(
         session,
         user_id=user.id,

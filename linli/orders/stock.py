@@ -94,6 +94,24 @@ async def reserve_stock(session: AsyncSession, item_id: int, qty: int) -> StockL
     return level
 
 
+async def try_reserve_stock(session: AsyncSession, item_id: int, qty: int) -> StockLevel | None:
+    """``reserve_stock`` without the refusal: the new level, or None when fewer than ``qty`` are left
+    (nothing moved)."""
+    _positive(qty)
+    return await _move(session, item_id, _left >= qty, {"reserved": LineupItem.reserved + qty})
+
+
+async def lock_stock_level(session: AsyncSession, item_id: int) -> StockLevel:
+    """The item's counters, its row locked until the transaction ends (PostgreSQL; SQLite's writer
+    already holds the database): nothing moves them until then but this transaction."""
+    row = (
+        await session.execute(select(*_LEVEL).where(LineupItem.id == item_id).with_for_update())
+    ).one_or_none()
+    if row is None:
+        raise LineupItemNotFound(f"no lineup item with id {item_id}", item_id=item_id)
+    return StockLevel(*row)
+
+
 def sold_out(item_id: int, left: int, qty: int) -> SoldOut:
     """The 409 a neighbour sees: 已售罄 when nothing is left, else how many are."""
     message = "sold out: no units are left" if left <= 0 else f"only {left} unit(s) left, {qty} requested"
@@ -157,6 +175,52 @@ async def hold_purchase(session: AsyncSession, user_id: int, item_id: int, qty: 
         left=left,
         requested=qty,
     )
+
+
+async def hold_purchases(
+    session: AsyncSession, item_id: int, wanted: dict[int, int], *, limit: int
+) -> dict[int, int]:
+    """``hold_purchase`` for many neighbours at once (user id → units): one upsert, rows taken in user
+    order (so two batches never wait on each other in a circle). Returns the units now held by those
+    whose count stayed within ``limit``; the others are left as they were."""
+    if not wanted:
+        return {}
+    for qty in wanted.values():
+        _positive(qty)
+    now = utcnow()
+    rows = [
+        {"user_id": user_id, "lineup_item_id": item_id, "units": qty, "updated_at": now}
+        for user_id, qty in sorted(wanted.items())
+        if qty <= limit
+    ]
+    if not rows:
+        return {}
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = insert(PurchaseCount)
+    statement = upsert.on_conflict_do_update(
+        index_elements=[PurchaseCount.user_id, PurchaseCount.lineup_item_id],
+        set_={"units": PurchaseCount.units + upsert.excluded.units, "updated_at": upsert.excluded.updated_at},
+        where=PurchaseCount.units + upsert.excluded.units <= limit,
+    ).returning(PurchaseCount.user_id, PurchaseCount.units)
+    # Many rows, one statement compiled once (SQLAlchemy's "insertmanyvalues").
+    held = await session.execute(statement, rows)
+    return {int(user_id): int(units) for user_id, units in held.all()}
+
+
+async def release_purchases(session: AsyncSession, item_id: int, given_back: dict[int, int]) -> None:
+    """``release_purchase`` for many neighbours at once (user id → units), in user order."""
+    for user_id, qty in sorted(given_back.items()):
+        await release_purchase(session, user_id, item_id, qty)
+
+
+async def units_held_by(session: AsyncSession, item_id: int, user_ids: list[int]) -> dict[int, int]:
+    """``units_held`` of several neighbours (those holding none are left out)."""
+    rows = await session.execute(
+        select(PurchaseCount.user_id, PurchaseCount.units).where(
+            PurchaseCount.lineup_item_id == item_id, PurchaseCount.user_id.in_(user_ids)
+        )
+    )
+    return {int(user_id): int(units) for user_id, units in rows.all()}
 
 
 async def release_purchase(session: AsyncSession, user_id: int, item_id: int, qty: int) -> int:

@@ -17,3 +17,12 @@ def register_background(runtime: Runtime) -> None:
         runtime.consumers.add(poster_prerender_consumer(runtime))
     if CLOSE_MONTH not in runtime.jobs.handlers:
         runtime.jobs.add(CLOSE_MONTH, close_month_job)
+
+
+async def shutdown_background(runtime: Runtime) -> None:
+    """Stop the process that draws posters ahead of time (what it has not drawn is drawn on demand)."""
+    from linli.referral.tasks import PRERENDER, Prerenderer
+
+    prerenderer = runtime.extras.get(PRERENDER)
+    if isinstance(prerenderer, Prerenderer):
+        prerenderer.close()

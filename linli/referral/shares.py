@@ -145,31 +145,37 @@ async def _owned_status(session: AsyncSession, order_id: int, user: User) -> str
     return str(row[1])
 
 
-async def poster_file(
+async def poster_plan(
     session: AsyncSession, runtime: Runtime, order_id: int, user: User, *, fmt: str, line: str | None
-) -> Path:
-    """The poster's file on disk, rendered first (off the event loop) unless cached for this (order,
-    format, text). Raises 404 (not theirs), 409 (not paid), 422 (format, line: too long, refused word).
-
-    A cached poster costs one narrow query: its line passed the filter when it was drawn."""
+) -> tuple[Path, posters.PosterSpec | None]:
+    """Where the poster's file is, and what to draw there (None when it is cached already) for this
+    (order, format, text). Raises 404 (not theirs), 409 (not paid), 422 (format, line: too long, refused
+    word). A cached poster costs one narrow query: its line passed the filter when it was drawn."""
     fmt = check_format(fmt)
     key = _line_key(line)
     if len(key) > SHARE_LINE_MAX:
         raise InvalidShareLine(
             f"the share line is at most {SHARE_LINE_MAX} characters", field="line", max_length=SHARE_LINE_MAX
         )
-    media_dir = runtime.settings.media_dir
     await _owned_status(session, order_id, user)
     path = cached_poster(runtime, order_id, user, fmt, key)
     if path.exists():
-        return path
+        return path, None
     order = await shareable_order(session, order_id, user)
     kit = await share_kit(session, runtime, order, user)
     text = await clean_share_line(session, runtime, key, kit.default_line)
-    spec = poster_spec(kit, user, fmt, text, media_dir)
-    pool = runtime.extras.get("referral.poster_pool")
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(pool, posters.render_to, path, spec)
+    return path, poster_spec(kit, user, fmt, text, runtime.settings.media_dir)
+
+
+async def poster_file(
+    session: AsyncSession, runtime: Runtime, order_id: int, user: User, *, fmt: str, line: str | None
+) -> Path:
+    """The poster's file on disk, rendered first (off the event loop) unless cached (``poster_plan``)."""
+    path, spec = await poster_plan(session, runtime, order_id, user, fmt=fmt, line=line)
+    if spec is not None:
+        pool = runtime.extras.get("referral.poster_pool")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(pool, posters.render_to, path, spec)
     return path
 
 

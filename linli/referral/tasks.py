@@ -3,7 +3,12 @@ month-end close timer (``leaderboard.close_month_job``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +18,7 @@ from linli.core.events import Event
 from linli.core.runtime import Runtime
 from linli.identity.models import User
 from linli.orders.errors import OrderNotFound
-from linli.referral import events, service, shares
+from linli.referral import events, posters, service, shares
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +50,68 @@ def attribution_consumer() -> Consumer:
     )
 
 
-def poster_prerender_consumer(runtime: Runtime) -> Consumer:
-    """On ``order.paid``, draw the buyer's default posters into the cache before they are asked for.
+class Prerenderer:
+    """Draws posters ahead of time in one separate process at the lowest CPU priority.
 
-    Only files are written (idempotent: a poster already cached is left alone); it starts at the end of the
-    log, so a new install does not draw every past order's poster."""
+    A drawing costs 30–100 ms of CPU; done in the app's own process (a thread holds the GIL while
+    Pillow's Python code runs) during a flash sale, two per paid order took more CPU than the sale
+    itself. Here it only gets what serving leaves over. Nothing waits for it: the share sheet draws a
+    poster on demand when it is not there yet. When more than ``max_pending`` wait, new ones are
+    skipped (drawn on demand instead) rather than queued for minutes."""
+
+    def __init__(self, *, max_pending: int = 200) -> None:
+        self.max_pending = max_pending
+        self.pending: set[Future[Path]] = set()
+        self.skipped = 0
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, path: Path, spec: posters.PosterSpec) -> bool:
+        """Queue a drawing; False when the backlog is full (skipped)."""
+        if len(self.pending) >= self.max_pending:
+            self.skipped += 1
+            return False
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lowest_priority
+            )
+        future = self._pool.submit(posters.render_to, path, spec)
+        self.pending.add(future)
+        future.add_done_callback(self._done)
+        return True
+
+    def _done(self, future: Future[Path]) -> None:
+        self.pending.discard(future)
+        if not future.cancelled() and (error := future.exception()) is not None:
+            log.warning("drawing a poster ahead of time failed: %s", error)
+
+    async def settle(self) -> None:
+        """Until every queued drawing is done (tests, shutdown)."""
+        while self.pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in list(self.pending)])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _lowest_priority() -> None:
+    os.nice(19)
+
+
+def prerenderer_of(runtime: Runtime) -> Prerenderer:
+    prerenderer = runtime.extras.get(PRERENDER)
+    if prerenderer is None:
+        prerenderer = runtime.extras[PRERENDER] = Prerenderer()
+    assert isinstance(prerenderer, Prerenderer)
+    return prerenderer
+
+
+def poster_prerender_consumer(runtime: Runtime) -> Consumer:
+    """On ``order.paid``, have the buyer's default posters drawn (``Prerenderer``) before they are asked
+    for. The consumer only reads what to draw; the drawing happens outside its transaction (files,
+    idempotent: a poster already cached is left alone). It starts at the end of the log, so a new
+    install does not draw every past order's poster."""
 
     async def handler(session: AsyncSession, event: Event) -> None:
         if event.order_id is None or event.user_id is None:
@@ -59,10 +121,14 @@ def poster_prerender_consumer(runtime: Runtime) -> Consumer:
             return
         for fmt in PRERENDERED_FORMATS:
             try:
-                await shares.poster_file(session, runtime, event.order_id, user, fmt=fmt, line=None)
+                path, spec = await shares.poster_plan(
+                    session, runtime, event.order_id, user, fmt=fmt, line=None
+                )
             except LinliError as exc:
                 # Refunded or gone meanwhile: nothing to draw.
                 log.info("no poster for order %s: %s", event.order_id, exc.message)
+                return
+            if spec is not None and not prerenderer_of(runtime).submit(path, spec):
                 return
 
     return Consumer(

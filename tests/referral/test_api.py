@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -248,7 +249,7 @@ async def test_the_order_page_has_the_share_panel(
 
 async def test_the_posters_are_drawn_when_the_payment_is_recorded(db: Database, runtime: Runtime) -> None:
     from linli.core.consumers import run_consumer_once
-    from linli.referral.tasks import poster_prerender_consumer
+    from linli.referral.tasks import poster_prerender_consumer, prerenderer_of
 
     consumer = poster_prerender_consumer(runtime)
     world = await World.create(db)
@@ -256,6 +257,11 @@ async def test_the_posters_are_drawn_when_the_payment_is_recorded(db: Database, 
     await world.visit("B", "A")
     order_id = await world.pay("B")
     assert await run_consumer_once(db, consumer) >= 1
+    # Drawn in a process of their own at the lowest priority, outside the consumer's transaction.
+    prerenderer = prerenderer_of(runtime)
+    assert len(prerenderer.pending) == 2
+    await prerenderer.settle()
+    prerenderer.close()
     folder = runtime.settings.media_dir / "posters" / str(order_id)
     names = sorted(p.name.split("-")[0] for p in folder.iterdir())
     assert names == ["chat", "moments"]
@@ -287,3 +293,13 @@ async def test_the_operators_settings_page(client: httpx.AsyncClient, db: Databa
     assert "no coupon template 99999" in refused.text
     customer = await _token(db, world, "B")
     assert (await client.get("/admin/referral", headers=customer)).status_code == 403
+
+
+def test_a_full_drawing_backlog_skips_rather_than_queues(tmp_path: Path) -> None:
+    from linli.referral.tasks import Prerenderer
+
+    prerenderer = Prerenderer(max_pending=0)
+    assert prerenderer.submit(tmp_path / "late.jpg", None) is False  # type: ignore[arg-type]
+    assert prerenderer.skipped == 1
+    assert prerenderer.pending == set()
+    assert not (tmp_path / "late.jpg").exists()

@@ -65,10 +65,18 @@ async def purchase_envelope(session: AsyncSession, event: Event) -> dict[str, An
 
 
 async def envelopes_for(session: AsyncSession, event: Event) -> list[dict[str, Any]]:
-    """The room envelopes an order event becomes: the stock left, and on payment the ticker line."""
+    """The room envelopes an order event becomes: the stock left, and on payment the ticker line.
+
+    Stock is read once per session per consumer transaction: the batch's events were all committed
+    before it began, so the first read is already as new as any of them (a flash sale's batch of a
+    hundred orders is one query and one envelope, not a hundred)."""
     if event.type not in ORDER_EVENTS or event.session_id is None:
         return []
-    envelopes = [await stock_envelope(session, event.session_id)]
+    published: set[int] = session.info.setdefault("live.room.stock_read", set())
+    envelopes = []
+    if event.session_id not in published:
+        published.add(event.session_id)
+        envelopes.append(await stock_envelope(session, event.session_id))
     if event.type == ORDER_PAID:
         purchase = await purchase_envelope(session, event)
         if purchase is not None:
