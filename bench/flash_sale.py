@@ -362,8 +362,13 @@ def command_line(port: int, workers: int) -> list[str]:
 # --- the neighbours ------------------------------------------------------------------------------------
 
 
-async def rush(base: str, sale: Sale, run: Run, *, seed: int) -> None:
-    """Every neighbour tries once, ``run.connections`` at a time; the successful ones pay at once.
+async def rush(base: str, sale: Sale, run: Run, *, seed: int, pay_after: tuple[float, float]) -> None:
+    """Every neighbour tries once, ``run.connections`` at a time; the successful ones pay.
+
+    ``pay_after`` is how long a neighbour takes from the order to the cashier's 支付 (seconds, drawn
+    uniformly): (0, 0) pays at once on the same connection, before that connection's next neighbour
+    tries; otherwise payers come back after their pause on connections of their own, as people on their
+    own phones do, while the rush goes on.
 
     The load comes from aiohttp on keep-alive connections: on these 2 cores the client shares the CPU
     with the server, and httpx's pool spent ~2.7 ms of CPU per request at 64 connections (it capped the
@@ -374,6 +379,7 @@ async def rush(base: str, sale: Sale, run: Run, *, seed: int) -> None:
         queue.put_nowait((token, rng.randint(1, PER_USER_LIMIT)))
     began = time.perf_counter()
     last_success = began
+    paying: set[asyncio.Task[None]] = set()
 
     async def post(
         client: aiohttp.ClientSession, path: str, body: dict[str, Any], headers: dict[str, str]
@@ -381,7 +387,35 @@ async def rush(base: str, sale: Sale, run: Run, *, seed: int) -> None:
         async with client.post(path, json=body, headers=headers) as response:
             return response.status, orjson.loads(await response.read() or b"null")
 
-    async def neighbour(client: aiohttp.ClientSession) -> None:
+    def failed(exc: Exception) -> None:
+        run.errors += 1
+        if len(run.error_samples) < 3:
+            run.error_samples.append(f"{type(exc).__name__}: {exc}")
+
+    async def pay(
+        client: aiohttp.ClientSession, order_id: int, headers: dict[str, str], pause: float
+    ) -> None:
+        try:
+            if pause:
+                await asyncio.sleep(pause)
+            status, payment = await post(
+                client, f"/api/v1/orders/{order_id}/payments", {"provider": "sandbox"}, headers
+            )
+            if status != 201:
+                raise RuntimeError(f"payment {status}: {str(payment)[:200]}")
+            status, tap = await post(
+                client,
+                f"/api/v1/payments/sandbox/{payment['out_trade_no']}",
+                {"result": "succeeded"},
+                headers,
+            )
+            if status != 202:
+                raise RuntimeError(f"sandbox pay {status}: {str(tap)[:200]}")
+            run.paid_taps += 1
+        except Exception as exc:  # a benchmark reports failures instead of stopping at the first
+            failed(exc)
+
+    async def neighbour(client: aiohttp.ClientSession, payers: aiohttp.ClientSession) -> None:
         nonlocal last_success
         while not queue.empty():
             token, quantity = queue.get_nowait()
@@ -403,31 +437,30 @@ async def rush(base: str, sale: Sale, run: Run, *, seed: int) -> None:
                 last_success = time.perf_counter()
                 run.orders += 1
                 run.units_ordered += quantity
-                status, payment = await post(
-                    client, f"/api/v1/orders/{order['id']}/payments", {"provider": "sandbox"}, headers
-                )
-                if status != 201:
-                    raise RuntimeError(f"payment {status}: {str(payment)[:200]}")
-                status, tap = await post(
-                    client,
-                    f"/api/v1/payments/sandbox/{payment['out_trade_no']}",
-                    {"result": "succeeded"},
-                    headers,
-                )
-                if status != 202:
-                    raise RuntimeError(f"sandbox pay {status}: {str(tap)[:200]}")
-                run.paid_taps += 1
-            except Exception as exc:  # a benchmark reports failures instead of stopping at the first
-                run.errors += 1
-                if len(run.error_samples) < 3:
-                    run.error_samples.append(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                failed(exc)
+                continue
+            if pay_after[1] <= 0:
+                await pay(client, order["id"], headers, 0)
+            else:
+                task = asyncio.create_task(pay(payers, order["id"], headers, rng.uniform(*pay_after)))
+                paying.add(task)
+                task.add_done_callback(paying.discard)
 
-    connector = aiohttp.TCPConnector(limit=run.connections, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60.0)
-    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
-        await asyncio.gather(*(neighbour(client) for _ in range(run.connections)))
-    run.load_seconds = time.perf_counter() - began
-    run.sellout_seconds = last_success - began
+    async with (
+        aiohttp.ClientSession(
+            base, connector=aiohttp.TCPConnector(limit=run.connections), timeout=timeout
+        ) as client,
+        aiohttp.ClientSession(
+            base, connector=aiohttp.TCPConnector(limit=run.connections), timeout=timeout
+        ) as payers,
+    ):
+        await asyncio.gather(*(neighbour(client, payers) for _ in range(run.connections)))
+        run.load_seconds = time.perf_counter() - began
+        run.sellout_seconds = last_success - began
+        while paying:
+            await asyncio.gather(*list(paying))
 
 
 @asynccontextmanager
@@ -682,10 +715,10 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                 ) as base:
                     with console.status(f"{run.database}: {args.neighbours:,} neighbours rushing …"):
                         if is_sqlite:
-                            await rush(base, sale, run, seed=args.seed)
+                            await rush(base, sale, run, seed=args.seed, pay_after=args.pay_after)
                         else:
                             async with sample_backends(url, run):
-                                await rush(base, sale, run, seed=args.seed)
+                                await rush(base, sale, run, seed=args.seed, pay_after=args.pay_after)
                     with console.status(f"{run.database}: waiting for the sandbox's notifications …"):
                         await wait_settled(db, run, timeout=args.settle_timeout)
                 await audit(db, sale, run)
@@ -704,7 +737,12 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
 def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> int:
     table = Table(
         title=f"flash sale: {args.neighbours:,} neighbours for {args.units:,} units (1–3 each), "
-        f"{args.connections} connections, through HTTP, paid through the sandbox"
+        f"{args.connections} connections, through HTTP, paid through the sandbox "
+        + (
+            "at once"
+            if args.pay_after[1] <= 0
+            else f"{args.pay_after[0]:g}–{args.pay_after[1]:g} s after ordering"
+        )
     )
     columns = (
         "database",
@@ -800,6 +838,17 @@ async def run(args: argparse.Namespace) -> int:
     return report(runs, pgbench, args)
 
 
+def _seconds_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    try:
+        pair = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError("seconds like 1-3, or 0") from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError("seconds like 1-3, low before high, none negative")
+    return pair
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.flash_sale", description=__doc__.split("\n")[0])
     parser.add_argument("--units", type=int, default=5_000, help="units on sale (default 5,000)")
@@ -819,6 +868,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--seed", type=int, default=7, help="the neighbours' quantities")
+    parser.add_argument(
+        "--pay-after",
+        type=_seconds_range,
+        default=(1.0, 3.0),
+        metavar="LO-HI",
+        help="seconds from an order to the cashier's 支付, drawn uniformly (default 1-3; 0 pays at once, "
+        "on the connection that ordered)",
+    )
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="seconds to wait for payments")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
     parser.add_argument("--count-statements", action="store_true", help="SQL statements per request too")

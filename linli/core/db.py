@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Integer, MetaData, Table, TypeDecorator, event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,7 +18,15 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, UOWTransaction, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    UOWTransaction,
+    make_transient_to_detached,
+    mapped_column,
+)
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from linli.core.clock import as_utc, utcnow
@@ -172,6 +182,42 @@ def _note_events(session: Session, _flush: UOWTransaction) -> None:
     ]
     if appended:
         session.info.setdefault("linli.events", []).extend(appended)
+
+
+M = TypeVar("M", bound="Base")
+
+
+async def insert_unless_taken(
+    session: AsyncSession,
+    model: type[M],
+    values: dict[str, Any],
+    *,
+    key: list[str],
+    where: ColumnElement[bool] | None = None,
+) -> M | None:
+    """One ``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new row as a persistent object of
+    ``session``, or None when its unique ``key`` (a partial unique index when ``where`` is given) is
+    taken — also by a concurrent transaction, whose end this statement waits for.
+
+    What a lookup, a savepoint, the insert and the savepoint's release did in four round trips; the
+    columns left out of ``values`` get their defaults, and the object comes back with every column."""
+    table = cast(Table, model.__table__)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=key, index_where=where)
+        .returning(*table.columns)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return None
+    obj = model.__mapper__.class_manager.new_instance()
+    for column, value in zip(table.columns, row, strict=True):
+        set_committed_value(obj, column.key, value)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 def note_appended_events(session: AsyncSession | Session, appended: list[tuple[str, int | None]]) -> None:

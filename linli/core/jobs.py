@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from linli.core.clock import utcnow
-from linli.core.db import Base, BigId, Database
+from linli.core.db import Base, BigId, Database, insert_unless_taken
 
 log = logging.getLogger(__name__)
 
@@ -71,39 +70,36 @@ async def schedule_job(
 
     A known ``key`` returns the existing job unchanged (also when a concurrent transaction scheduled it
     first), unless that job was cancelled: then it is scheduled again with the new time and payload."""
-    if key is not None:
-        existing = await session.scalar(select(Job).where(Job.key == key))
-        if existing is not None:
-            if existing.status == CANCELLED:
-                existing.kind, existing.run_at, existing.payload = kind, run_at, payload or {}
-                existing.status, existing.attempts, existing.max_attempts = PENDING, 0, max_attempts
-                existing.locked_until = existing.last_error = existing.finished_at = None
-                await session.flush()
-            return existing
-    job = Job(
-        kind=kind,
-        key=key,
-        run_at=run_at,
-        payload=payload or {},
-        status=PENDING,
-        attempts=0,
-        max_attempts=max_attempts,
-    )
+    values: dict[str, Any] = {
+        "kind": kind,
+        "key": key,
+        "run_at": run_at,
+        "payload": payload or {},
+        "status": PENDING,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "created_at": utcnow(),
+    }
     if key is None:
+        job = Job(**values)
         session.add(job)
         await session.flush()
         return job
-    try:
-        # The unique key decides a race with another transaction scheduling the same key; the
-        # savepoint keeps the caller's transaction usable when we lose it.
-        async with session.begin_nested():
-            session.add(job)
-    except IntegrityError:
-        winner = await session.scalar(select(Job).where(Job.key == key))
-        if winner is None:
-            raise
-        return winner
-    return job
+    # One statement in the usual case (a new key); the unique key decides a race with another
+    # transaction scheduling it too.
+    new = await insert_unless_taken(session, Job, values, key=["key"])
+    if new is not None:
+        return new
+    found = select(Job).where(Job.key == key).execution_options(populate_existing=True)
+    existing = await session.scalar(found)
+    if existing is None:
+        raise RuntimeError(f"job key {key!r} conflicted but no job holds it")
+    if existing.status == CANCELLED:
+        existing.kind, existing.run_at, existing.payload = kind, run_at, payload or {}
+        existing.status, existing.attempts, existing.max_attempts = PENDING, 0, max_attempts
+        existing.locked_until = existing.last_error = existing.finished_at = None
+        await session.flush()
+    return existing
 
 
 async def cancel_job(session: AsyncSession, key: str) -> bool:

@@ -587,7 +587,14 @@ async def get_payable_order(
     """The neighbour's own order, still waiting for payment and inside its reservation: what a payment may
     be started for. ``ReservationExpired`` once the reservation ran out, ``InvalidOrderTransition`` when it
     was paid, cancelled or refunded already, ``OrderNotFound`` for someone else's."""
-    order = await get_order_of(session, order_id, user_id)
+    # Its lines in the same query (the provider is told what was bought): one round trip, not two.
+    order = (
+        (await session.scalars(select(Order).where(Order.id == order_id).options(joinedload(Order.lines))))
+        .unique()
+        .one_or_none()
+    )
+    if order is None or order.user_id != user_id:
+        raise OrderNotFound(f"no order with id {order_id}", order_id=order_id)
     now = now or utcnow()
     if order.status == S.expired or (order.status == S.pending_payment and order.reserved_until <= now):
         raise ReservationExpired(

@@ -21,7 +21,7 @@ from linli.orders.payments.providers import (
     payment_settings,
     sandbox_cashier_action,
 )
-from linli.orders.payments.providers.base import Scene
+from linli.orders.payments.providers.base import PaymentOrder, Scene
 from linli.orders.payments.providers.sandbox import NAME as SANDBOX
 from linli.orders.payments.schemas import (
     NotificationAck,
@@ -60,23 +60,33 @@ async def create_payment(
     if scene not in provider.scenes:
         raise BadRequest(f"{provider.name} does not offer the {scene.value} scene")
     order = await orders.get_payable_order(session, order_id, user_id=user.id, now=utcnow())
+
+    def told(out_trade_no: str) -> PaymentOrder:
+        return service.payment_order(
+            out_trade_no,
+            scene,
+            order,
+            notify_url=notify_url(runtime, provider.name),
+            payer_openid=data.payer_openid,
+            payer_ip=client_address(request),
+        )
+
+    if getattr(provider, "local_checkout", False):
+        # Nobody to wait for (the sandbox's cashier is ours): the checkout goes in with the payment.
+        out_trade_no = service.new_out_trade_no()
+        checkout = await provider.create_payment(told(out_trade_no))
+        payment = await service.open_payment(
+            session, order, provider=provider, scene=scene, out_trade_no=out_trade_no, checkout=checkout
+        )
+        if payment.checkout is None:  # an open payment from before, still without its checkout
+            payment = await service.attach_checkout(session, payment.id, checkout)
+        return PaymentRead.of(payment)
     payment = await service.open_payment(session, order, provider=provider, scene=scene)
     if payment.checkout is not None:
         return PaymentRead.of(payment)
-    request_to_provider = service.payment_order(
-        payment,
-        order,
-        notify_url=notify_url(runtime, provider.name),
-        payer_openid=data.payer_openid,
-        payer_ip=client_address(request),
-    )
-    payment_id = payment.id
-    if getattr(provider, "local_checkout", False):
-        # Nobody to wait for (the sandbox's cashier is ours): the checkout goes in with the payment.
-        checkout = await provider.create_payment(request_to_provider)
-        return PaymentRead.of(await service.attach_checkout(session, payment_id, checkout))
     # The provider is another party: commit the payment first (a retry reuses its out_trade_no) and hold
     # no transaction — nor, on SQLite, the write lock — while waiting for it.
+    payment_id, request_to_provider = payment.id, told(payment.out_trade_no)
     await session.commit()
     checkout = await provider.create_payment(request_to_provider)
     return PaymentRead.of(await service.attach_checkout(session, payment_id, checkout))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.core.clock import utcnow
+from linli.core.db import insert_unless_taken
 from linli.core.errors import LinliError
 from linli.core.events import Subjects, record_event
 from linli.core.jobs import schedule_job
@@ -72,32 +73,42 @@ def new_out_refund_no() -> str:
 
 
 async def open_payment(
-    session: AsyncSession, order: Order, *, provider: PaymentProvider, scene: Scene
+    session: AsyncSession,
+    order: Order,
+    *,
+    provider: PaymentProvider,
+    scene: Scene,
+    out_trade_no: str | None = None,
+    checkout: Checkout | None = None,
 ) -> Payment:
-    """The order's open payment with ``provider`` in ``scene``, created (with ``payment.created``) if none.
+    """The order's open payment with ``provider`` in ``scene``, created (with ``payment.created``) if none
+    — with ``out_trade_no`` and ``checkout`` when the caller already has them (a provider whose checkout
+    needs nobody else, ``local_checkout``).
 
     One open payment per order, provider and scene (a unique partial index), so retries and parallel
-    taps reuse one ``out_trade_no`` and the provider sees one payment."""
-    existing = await _open_payment_of(session, order.id, provider.name, scene)
-    if existing is not None:
-        return existing
-    payment = Payment(
-        order_id=order.id,
-        user_id=order.user_id,
-        provider=provider.name,
-        scene=scene.value,
-        out_trade_no=new_out_trade_no(),
-        amount_fen=order.total_fen,
-        status=PaymentStatus.created.value,
+    taps reuse one ``out_trade_no`` and the provider sees one payment. A new one is one statement."""
+    payment = await insert_unless_taken(
+        session,
+        Payment,
+        {
+            "order_id": order.id,
+            "user_id": order.user_id,
+            "provider": provider.name,
+            "scene": scene.value,
+            "out_trade_no": out_trade_no or new_out_trade_no(),
+            "amount_fen": order.total_fen,
+            "status": PaymentStatus.created.value,
+            "checkout": checkout.as_dict() if checkout is not None else None,
+            "refunded_fen": 0,
+        },
+        key=["order_id", "provider", "scene"],
+        where=Payment.status.in_(OPEN_STATUSES),
     )
-    try:
-        async with session.begin_nested():
-            session.add(payment)
-    except IntegrityError:
-        winner = await _open_payment_of(session, order.id, provider.name, scene)
-        if winner is None:
-            raise
-        return winner
+    if payment is None:
+        existing = await _open_payment_of(session, order.id, provider.name, scene)
+        if existing is None:
+            raise RuntimeError(f"order {order.id} has an open {provider.name} payment that cannot be read")
+        return existing
     record_event(
         session,
         events.PAYMENT_CREATED,
@@ -111,7 +122,6 @@ async def open_payment(
             "amount_fen": payment.amount_fen,
         },
     )
-    await session.flush()
     return payment
 
 
@@ -128,21 +138,23 @@ async def _open_payment_of(
 
 
 def payment_order(
-    payment: Payment,
+    out_trade_no: str,
+    scene: Scene,
     order: Order,
     *,
     notify_url: str,
     payer_openid: str | None = None,
     payer_ip: str | None = None,
 ) -> PaymentOrder:
-    """What the provider is told about the payment (outside the transaction, so plain values only)."""
+    """What the provider is told about a payment of ``order`` (plain values: it goes outside the
+    transaction); the amount is the order's total."""
     names = [line.product_name for line in order.lines]
     description = names[0] if len(names) == 1 else f"{names[0]} 等{len(names)}件" if names else "邻里订单"
     return PaymentOrder(
-        out_trade_no=payment.out_trade_no,
-        amount_fen=payment.amount_fen,
+        out_trade_no=out_trade_no,
+        amount_fen=order.total_fen,
         description=f"{description} · 订单{order.id}",
-        scene=Scene(payment.scene),
+        scene=scene,
         notify_url=notify_url,
         expires_at=order.reserved_until,
         payer_openid=payer_openid,
@@ -227,24 +239,28 @@ async def receive_notification(
         await session.flush()
         return Receipt(NotificationOutcome.rejected, exc)
 
-    record = PaymentNotification(
-        provider=provider.name,
-        notification_id=note.notification_id[:64],
-        claimed_id=note.notification_id[:64],
-        received_at=now,
-        verified=True,
-        outcome=NotificationOutcome.unknown.value,
-        kind=note.kind.value,
-        status=note.status.value,
-        out_trade_no=note.out_trade_no[:32],
-        provider_ref=(note.refund_ref or note.provider_ref or "")[:64] or None,
-        amount_fen=note.amount_fen,
+    # Recorded under its id in one statement: the unique key makes a repeat a duplicate (on PostgreSQL a
+    # concurrent copy waits here for the first to commit), answered as the first was.
+    record = await insert_unless_taken(
+        session,
+        PaymentNotification,
+        {
+            "provider": provider.name,
+            "notification_id": note.notification_id[:64],
+            "claimed_id": note.notification_id[:64],
+            "received_at": now,
+            "verified": True,
+            "outcome": NotificationOutcome.unknown.value,
+            "kind": note.kind.value,
+            "status": note.status.value,
+            "out_trade_no": note.out_trade_no[:32],
+            "provider_ref": (note.refund_ref or note.provider_ref or "")[:64] or None,
+            "amount_fen": note.amount_fen,
+            "detail": "",
+        },
+        key=["provider", "notification_id"],
     )
-    try:
-        async with session.begin_nested():
-            session.add(record)
-    except IntegrityError:
-        # Seen before (on PostgreSQL a concurrent copy waited for the first to commit): answer the same.
+    if record is None:
         first = await session.scalar(
             select(PaymentNotification).where(
                 PaymentNotification.provider == provider.name,
@@ -252,7 +268,7 @@ async def receive_notification(
             )
         )
         if first is None:
-            raise
+            raise RuntimeError(f"notification {note.notification_id!r} conflicted but is not recorded")
         outcome = NotificationOutcome(first.outcome)
         return Receipt(outcome, _error_for(outcome, first.detail), duplicate=True)
 
@@ -343,18 +359,21 @@ async def _apply_payment_notification(
         )
         return NotificationOutcome.amount_mismatch, detail
 
-    succeeded = await session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status.in_(OPEN_STATUSES))
-        .values(
-            status=PaymentStatus.succeeded.value,
-            provider_ref=note.provider_ref,
-            succeeded_at=now,
-            updated_at=now,
+    succeeded = (
+        await session.execute(
+            update(Payment)
+            .where(Payment.id == payment.id, Payment.status.in_(OPEN_STATUSES))
+            .values(
+                status=PaymentStatus.succeeded.value,
+                provider_ref=note.provider_ref,
+                succeeded_at=now,
+                updated_at=now,
+            )
+            .returning(Payment.provider_ref)
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    if not succeeded.rowcount:  # type: ignore[attr-defined]
+    ).one_or_none()
+    if succeeded is None:
         if payment.provider_ref and note.provider_ref and payment.provider_ref != note.provider_ref:
             log.error(
                 "%s reports a second transaction %s for payment %s (kept %s)",
@@ -364,7 +383,14 @@ async def _apply_payment_notification(
                 payment.provider_ref,
             )
         return NotificationOutcome.duplicate, f"the payment is already {payment.status}"
-    await session.refresh(payment)
+    # What the update wrote, without reading the row again.
+    for name, value in (
+        ("status", PaymentStatus.succeeded.value),
+        ("provider_ref", succeeded[0]),
+        ("succeeded_at", now),
+        ("updated_at", now),
+    ):
+        set_committed_value(payment, name, value)
     record_event(
         session,
         events.PAYMENT_SUCCEEDED,
