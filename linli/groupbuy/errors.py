@@ -51,3 +51,11 @@ class NoStoreForPickup(Conflict):
 
 class NoPickupCode(NotFound):
     pass
+
+
+class NoDeliveryFee(NotFound):
+    """The order has no delivery fee (its group was not delivered below its threshold)."""
+
+
+class FeeNotPayable(Conflict):
+    """The fee is not due (any more): waived, paid online, collected in cash, or its order refunded."""
