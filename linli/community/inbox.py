@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,6 +25,10 @@ from linli.core.clock import utcnow
 from linli.core.errors import NotFound
 from linli.core.events import Subjects, record_event
 from linli.core.i18n import DEFAULT_LOCALE, Message, catalog
+
+# The community domain's own inbox texts (feed mentions, tasters, guesses, reviews) are written wherever
+# its consumers and timers run, pages or not.
+catalog.load_dir(Path(__file__).parent / "locales")
 
 INBOX_NOTIFIED = "inbox.notified"  # payload: {"item_id", "kind", "dedupe_key"}
 INBOX_READ = "inbox.read"  # payload: {"item_ids": [...]} or {"all": true, "count"}
