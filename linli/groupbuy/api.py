@@ -15,7 +15,7 @@ from linli.community import service as community_service
 from linli.community.schemas import MembershipSource
 from linli.core.deps import RuntimeDep, SessionDep
 from linli.core.templating import locale_of
-from linli.groupbuy import fees, fulfilment, pickup, service, views
+from linli.groupbuy import fees, fulfilment, members, pickup, service, views
 from linli.groupbuy.errors import NoDeliveryFee, NoPickupCode, NotYourPickupPoint, WrongPickupCode
 from linli.groupbuy.models import DeliveryBatch, DeliveryFee, GroupOrder
 from linli.groupbuy.schemas import (
@@ -24,7 +24,10 @@ from linli.groupbuy.schemas import (
     FeeRead,
     GroupOrderDetail,
     GroupOrderRead,
+    MemberMove,
+    MemberRemove,
     MembershipJoin,
+    MembershipRead,
     PickupRead,
     PickupVerify,
     ProgressRead,
@@ -381,6 +384,31 @@ async def community_members(
 ) -> list[dict[str, Any]]:
     await community_service.get_community(session, community_id)
     return [asdict(m) for m in await views.members_of(session, community_id, mask=False)]
+
+
+@admin.post("/communities/{community_id}/members/{user_id}/move")
+async def move_member(
+    session: SessionDep, operator: OperatorUser, community_id: Id, user_id: Id, body: MemberMove
+) -> MembershipRead:
+    """Move a member of this community to another open one, saying why (they are told in their inbox).
+    Their paid orders stay with the community they were placed in."""
+    membership = await members.move_member(
+        session, community_id, user_id, body.to_community_id, actor=operator, reason=body.reason
+    )
+    community = await community_service.get_community(session, membership.community_id)
+    return MembershipRead(
+        user_id=user_id, community_id=community.id, community_name=community.name, source=membership.source
+    )
+
+
+@admin.post("/communities/{community_id}/members/{user_id}/remove")
+async def remove_member(
+    session: SessionDep, operator: OperatorUser, community_id: Id, user_id: Id, body: MemberRemove
+) -> MembershipRead:
+    """Take a member out of this community, saying why (they are told in their inbox); they choose a
+    community again at their next order. Their paid orders stay where they were placed."""
+    await members.remove_member(session, community_id, user_id, actor=operator, reason=body.reason)
+    return MembershipRead(user_id=user_id, community_id=None, community_name=None, source=None)
 
 
 router.include_router(public)

@@ -59,3 +59,15 @@ class NoDeliveryFee(NotFound):
 
 class FeeNotPayable(Conflict):
     """The fee is not due (any more): waived, paid online, collected in cash, or its order refunded."""
+
+
+class MemberNotFound(NotFound):
+    """The user is not a member of this community."""
+
+
+class AlreadyInCommunity(Conflict):
+    """Moving a neighbour to the community they are in."""
+
+
+class InvalidMemberChange(Unprocessable):
+    pass

@@ -20,8 +20,8 @@ from linli.core.deps import RuntimeDep, SessionDep
 from linli.core.errors import LinliError
 from linli.core.money import parse_yuan
 from linli.core.templating import env, locale_of, register_admin_nav, render, translator
-from linli.groupbuy import api, fees, fulfilment, pickup, service, views
-from linli.groupbuy.errors import InvalidSettings
+from linli.groupbuy import api, fees, fulfilment, members, pickup, service, views
+from linli.groupbuy.errors import InvalidMemberChange, InvalidSettings
 from linli.groupbuy.schemas import SettingsUpdate
 from linli.identity.deps import PageLeader, PageOperator, PageUser, client_address
 from linli.identity.models import User
@@ -195,10 +195,52 @@ async def admin_sessions(request: Request, session: SessionDep, operator: PageOp
 async def admin_members(
     request: Request, session: SessionDep, operator: PageOperator, community_id: Id
 ) -> Response:
-    """A community's members as operators see them: full names, how each joined, since when."""
+    """A community's members as operators see them: full names, how each joined, since when; each can be
+    moved to another community or taken out of this one, with a reason."""
     community = await community_service.get_community(session, community_id)
-    members = await views.members_of(session, community_id, mask=False)
-    return render_admin(request, "groupbuy/admin_members.html", {"community": community, "members": members})
+    rows = await views.members_of(session, community_id, mask=False)
+    others = [
+        (cid, name)
+        for cid, name, _, archived in await community_service.community_names(session)
+        if not archived and cid != community.id
+    ]
+    return render_admin(
+        request,
+        "groupbuy/admin_members.html",
+        {"community": community, "members": rows, "others": others},
+    )
+
+
+@router.post(ADMIN + "/communities/{community_id}/members/{user_id}")
+async def admin_change_member(
+    request: Request, session: SessionDep, operator: PageOperator, community_id: Id, user_id: Id
+) -> Response:
+    """The members page's form: move the neighbour (``action=move``, ``to_community_id``) or take them out
+    (``action=remove``), with a ``reason``. Refusals come back as the page's error, changing nothing."""
+    form = await request.form()
+    back = f"{ADMIN}/communities/{community_id}/members"
+    action = str(form.get("action") or "")
+    reason = str(form.get("reason") or "")
+    target = str(form.get("to_community_id") or "")
+    t = translator(request)
+    try:
+        async with session.begin_nested():
+            if action == "move":
+                if not target.isdigit() or len(target) > 18:
+                    raise InvalidMemberChange(t("groupbuy.admin.choose_community"), field="to_community_id")
+                moved = await members.move_member(
+                    session, community_id, user_id, int(target), actor=operator, reason=reason
+                )
+                to = await community_service.get_community(session, moved.community_id)
+                done = t("groupbuy.admin.member_moved", community=to.name)
+            elif action == "remove":
+                await members.remove_member(session, community_id, user_id, actor=operator, reason=reason)
+                done = t("groupbuy.admin.member_removed")
+            else:
+                raise InvalidMemberChange("move or remove?", field="action")
+    except LinliError as exc:
+        return flash_redirect(request, back, exc.message, kind="error")
+    return flash_redirect(request, back, done)
 
 
 def _local(value: datetime | None) -> str:

@@ -144,3 +144,30 @@ class MembershipJoin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inviter_id: Id | None = None
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class MemberMove(BaseModel):
+    """Move a neighbour to another (open) community; the reason is told to them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_community_id: Id
+    reason: Reason
+
+
+class MemberRemove(BaseModel):
+    """Take a neighbour out of their community; the reason is told to them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class MembershipRead(BaseModel):
+    user_id: int
+    community_id: int | None
+    community_name: str | None
+    source: str | None
