@@ -345,6 +345,10 @@ class TestRefunds:
         await pay.tap(buyer, fee_otn)
         await pay.drain()
         assert (await _fee(town, order.id)).status == "paid_online"
+        admin_page = await pay.client.get(
+            f"/admin/orders/{order.id}", headers={**town.operator.headers, "Accept": "text/html"}
+        )
+        assert admin_page.text.count('data-testid="payment-purpose"') == 1  # the fee's, beside the order's
 
         approved = await pay.client.post(
             f"/api/v1/admin/orders/{order.id}/refund", headers=town.operator.headers
