@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.core.events import Subjects, record_event
@@ -81,12 +83,11 @@ async def settle_fee(
 ) -> bool:
     """The order's fee at cutoff, written once (primary key): due when the session collects one and it
     is not zero (``groupbuy.fee_due``), else waived. True when it is due."""
-    from linli.groupbuy.service import _insert
-
     due = collect and amount_fen > 0
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     inserted = (
         await session.execute(
-            _insert(session)(DeliveryFee)
+            insert(DeliveryFee)
             .values(
                 order_id=order.id,
                 group_order_id=group.id,

@@ -6,6 +6,7 @@ the order's refund refunds the fee."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -252,6 +253,38 @@ class TestPayingOnline:
         assert (await pay.payment(second.out_trade_no)).status == "refunded"
         assert (await _fee(town, order.id)).status == "paid_online"
         assert (await _items(town, buyer.user.id))[-1].title == "配送费已退回"
+
+    async def test_racing_payments_of_one_fee_take_it_once(self, town: Town, pay: Payments) -> None:
+        from linli.orders.payments import service as payments
+        from linli.orders.payments.models import PaymentPurpose
+        from linli.orders.payments.providers import get_sandbox
+        from linli.orders.payments.providers.base import Scene
+
+        buyer = await town.neighbour()
+        order = await _fee_due(town, buyer)
+        otns = [(await _start(pay, buyer, order.id))["out_trade_no"]]
+        async with pay.db.sessionmaker() as session:
+            other = await payments.open_payment(
+                session,
+                await session.get_one(Order, order.id),
+                provider=get_sandbox(pay.runtime),
+                scene=Scene.h5,
+                purpose=PaymentPurpose.delivery_fee,
+                amount_fen=FEE,
+            )
+            await session.commit()
+        otns.append(other.out_trade_no)
+        bodies = [pay.notification(otn, amount_fen=FEE, id=f"{otn}-{n}") for otn in otns for n in range(3)]
+        responses = await asyncio.gather(*(pay.notify(body) for body in bodies))
+        assert {r.status_code for r in responses} == {200}
+        assert len(await town.events(events.FEE_PAID)) == 1
+        outcomes = sorted(n.outcome for n in await pay.notifications())
+        assert outcomes.count("applied") == 1
+        assert outcomes.count("refunding") == 1
+        fee = await _fee(town, order.id)
+        ids = {(await pay.payment(otn)).id for otn in otns}
+        [refund] = await pay.refunds()
+        assert {fee.payment_id, refund.payment_id} == ids  # one took the fee, the other goes back
 
 
 class TestAtPickup:
