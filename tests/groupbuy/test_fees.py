@@ -19,10 +19,20 @@ from linli.groupbuy.models import DeliveryFee, PickupCode
 from linli.live.models import LineupItem
 from linli.orders.models import Order
 from linli.orders.payments.models import Payment
+from linli.orders.payments.providers import get_providers
 from linli.orders.payments.providers.sandbox import signed_headers
+from linli.orders.payments.providers.wechatpay import REFUND_PATH, WechatPayProvider
 from tests.factories import Caller
 from tests.groupbuy.factories import Town
 from tests.orders.payments.conftest import NOTIFY, Payments
+from tests.orders.payments.wechat_fake import (
+    FakeWechatPay,
+    Keys,
+    pay_sign_holds,
+    refund_notification,
+    signed,
+    transaction_notification,
+)
 
 ADMIN = "/api/v1/admin/groupbuy"
 FEE = 400
@@ -533,3 +543,49 @@ class TestOrderPage:
         assert again.headers["location"] == f"/orders/{order.id}?fee_error=FeeNotPayable"
         shown = await pay.client.get(again.headers["location"], headers=html)
         assert "这笔配送费现在无需支付" in shown.text
+
+
+class TestWechatPay:
+    async def test_a_fee_paid_by_jsapi_and_refunded_with_its_order(
+        self, town: Town, pay: Payments, wechat: WechatPayProvider, fake: FakeWechatPay, keys: Keys
+    ) -> None:
+        get_providers(pay.runtime)[wechat.name] = wechat
+        buyer = await town.neighbour()
+        order = await _fee_due(town, buyer)
+        started = await pay.client.post(
+            f"/api/v1/groupbuy/orders/{order.id}/fee/payments",
+            json={"provider": "wechatpay", "payer_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+            headers=buyer.headers,
+        )
+        assert started.status_code == 201, started.text
+        assert (started.json()["scene"], started.json()["purpose"]) == ("jsapi", "delivery_fee")
+        assert pay_sign_holds(keys, started.json()["checkout"]["params"])
+        [(_, asked)] = fake.requests
+        assert asked["amount"] == {"total": FEE, "currency": "CNY"}
+        assert asked["description"] == f"配送费 · 订单{order.id}"
+        otn = started.json()["out_trade_no"]
+
+        notify = "/api/v1/payments/notify/wechatpay"
+        body, headers = signed(keys, transaction_notification(keys, out_trade_no=otn, total=FEE))
+        for _ in range(2):
+            assert (await pay.client.post(notify, content=body, headers=headers)).status_code == 200
+        assert (await _fee(town, order.id)).status == "paid_online"
+        assert await pay.order_status(order.id) == "paid"
+        assert len(await town.events(events.FEE_PAID)) == 1
+
+        await town.refund(order)
+        await town.drain()
+        await pay.run_jobs()  # the fee's refund asked of WeChat Pay
+        path, refund_body = fake.requests[-1]
+        assert path == REFUND_PATH
+        assert refund_body["amount"] == {"refund": FEE, "total": FEE, "currency": "CNY"}
+        [refund] = await pay.refunds()
+        assert (refund.cause, refund.status) == ("fee_refund", "processing")
+        assert (await _fee(town, order.id)).status == "refunding"
+        done = refund_notification(
+            keys, out_trade_no=otn, out_refund_no=refund.out_refund_no, refund=FEE, total=FEE
+        )
+        body, headers = signed(keys, done)
+        assert (await pay.client.post(notify, content=body, headers=headers)).status_code == 200
+        assert (await _fee(town, order.id)).status == "refunded"
+        assert await pay.order_status(order.id) == "refunded"
