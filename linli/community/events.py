@@ -15,4 +15,5 @@ PICKUP_POINT_UPDATED = "community.pickup_point_updated"
 PICKUP_POINT_ARCHIVED = "community.pickup_point_archived"
 PICKUP_POINT_UNARCHIVED = "community.pickup_point_unarchived"
 MEMBER_JOINED = "community.member_joined"  # payload: {"source"}
-MEMBER_MOVED = "community.member_moved"  # payload: {"source", "from_community_id"}
+MEMBER_MOVED = "community.member_moved"  # payload: {"source", "from_community_id"[, "reason"]}
+MEMBER_LEFT = "community.member_left"  # payload: {"from_community_id", "reason"}

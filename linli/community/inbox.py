@@ -3,9 +3,18 @@
 Higher domains (live, orders, referral) deliver into it with ``notify``, usually from an event consumer,
 which is at-least-once: a ``dedupe_key`` makes a repeated delivery return the item already there. Only
 the owner lists or marks their items; someone else's item is reported as not found.
+
+Texts are written as a ``Message`` (a catalog key whose ``.title`` and ``.body`` entries exist in every
+locale, and its parameters) and shown in the reader's locale (``shown``); the zh-CN text is kept on the
+row as written, which is what items written as plain text — older ones — show in every locale.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,12 +24,17 @@ from linli.community.models import InboxItem
 from linli.core.clock import utcnow
 from linli.core.errors import NotFound
 from linli.core.events import Subjects, record_event
+from linli.core.i18n import DEFAULT_LOCALE, Message, catalog
+
+# The community domain's own inbox texts (feed mentions, tasters, guesses, reviews) are written wherever
+# its consumers and timers run, pages or not.
+catalog.load_dir(Path(__file__).parent / "locales")
 
 INBOX_NOTIFIED = "inbox.notified"  # payload: {"item_id", "kind", "dedupe_key"}
 INBOX_READ = "inbox.read"  # payload: {"item_ids": [...]} or {"all": true, "count"}
 
 MAX_PAGE_SIZE = 50
-TITLE_MAX, BODY_MAX, LINK_MAX, KIND_MAX, KEY_MAX = 120, 500, 255, 32, 191
+TITLE_MAX, BODY_MAX, LINK_MAX, KIND_MAX, KEY_MAX, MESSAGE_KEY_MAX = 120, 500, 255, 32, 191, 80
 
 
 class InboxItemNotFound(NotFound):
@@ -29,6 +43,53 @@ class InboxItemNotFound(NotFound):
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _texts(
+    title: str, body: str, message: Message | None
+) -> tuple[str, str, str | None, dict[str, Any] | None]:
+    """What a row stores: the zh-CN title and body (rendered from ``message`` when given), and the
+    message's key and parameters to render it again in the reader's locale."""
+    if message is None:
+        return _clip(title, TITLE_MAX), _clip(body, BODY_MAX), None, None
+    return (
+        _clip(message.child("title").render(DEFAULT_LOCALE), TITLE_MAX),
+        _clip(message.child("body").render(DEFAULT_LOCALE), BODY_MAX),
+        message.key[:MESSAGE_KEY_MAX],
+        message.to_json(),
+    )
+
+
+@dataclass(frozen=True)
+class ShownItem:
+    """An inbox item as its reader sees it, in their locale."""
+
+    id: int
+    kind: str
+    title: str
+    body: str
+    link: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+def shown(item: InboxItem, locale: str) -> ShownItem:
+    """The item's title and body in ``locale``: rendered from its message key, or — for an item written
+    as plain text, or one whose key or parameters the catalog no longer knows — the text stored."""
+    title, body = item.title, item.body
+    if item.message_key:
+        message = Message.from_json(item.message_key, item.message_params)
+        title = _clip(catalog.render(locale, message.child("title"), fallback=item.title), TITLE_MAX)
+        body = _clip(catalog.render(locale, message.child("body"), fallback=item.body), BODY_MAX)
+    return ShownItem(
+        id=item.id,
+        kind=item.kind,
+        title=title,
+        body=body,
+        link=item.link,
+        created_at=item.created_at,
+        read_at=item.read_at,
+    )
 
 
 async def _by_key(session: AsyncSession, user_id: int, dedupe_key: str) -> InboxItem | None:
@@ -42,12 +103,15 @@ async def notify(
     *,
     user_id: int,
     kind: str,
-    title: str,
-    body: str,
+    title: str = "",
+    body: str = "",
+    message: Message | None = None,
     link: str | None = None,
     dedupe_key: str | None = None,
 ) -> InboxItem:
-    """Put an item in ``user_id``'s inbox and append ``inbox.notified``; flushes, never commits.
+    """Put an item in ``user_id``'s inbox and append ``inbox.notified``; flushes, never commits. Its
+    text is ``message`` (shown in the reader's locale) or, for text that is not from the catalog, the
+    plain ``title`` and ``body``.
 
     With a ``dedupe_key`` already used for this user, nothing is written and the existing item is
     returned (the unique ``(user_id, dedupe_key)`` constraint settles a race between two deliveries).
@@ -57,11 +121,14 @@ async def notify(
         existing = await _by_key(session, user_id, dedupe_key)
         if existing is not None:
             return existing
+    title, body, message_key, message_params = _texts(title, body, message)
     item = InboxItem(
         user_id=user_id,
         kind=kind[:KIND_MAX],
-        title=_clip(title, TITLE_MAX),
-        body=_clip(body, BODY_MAX),
+        title=title,
+        body=body,
+        message_key=message_key,
+        message_params=message_params,
         link=link[:LINK_MAX] if link else None,
         dedupe_key=dedupe_key,
         created_at=utcnow(),
@@ -91,8 +158,9 @@ async def notify_many(
     *,
     user_ids: list[int],
     kind: str,
-    title: str,
-    body: str,
+    title: str = "",
+    body: str = "",
+    message: Message | None = None,
     link: str | None = None,
     dedupe_key: str,
     chunk: int = 500,
@@ -101,6 +169,7 @@ async def notify_many(
     already holding ``dedupe_key``, inserted in batches; returns how many were added. Should another
     delivery of the same key race it, the batch falls back to ``notify`` one by one."""
     dedupe_key = dedupe_key[:KEY_MAX]
+    stored_title, stored_body, message_key, message_params = _texts(title, body, message)
     added = 0
     for start in range(0, len(user_ids), chunk):
         part = list(dict.fromkeys(user_ids[start : start + chunk]))
@@ -121,8 +190,10 @@ async def notify_many(
             InboxItem(
                 user_id=user_id,
                 kind=kind[:KIND_MAX],
-                title=_clip(title, TITLE_MAX),
-                body=_clip(body, BODY_MAX),
+                title=stored_title,
+                body=stored_body,
+                message_key=message_key,
+                message_params=message_params,
                 link=link[:LINK_MAX] if link else None,
                 dedupe_key=dedupe_key,
                 created_at=now,
@@ -150,6 +221,7 @@ async def notify_many(
                         kind=kind,
                         title=title,
                         body=body,
+                        message=message,
                         link=link,
                         dedupe_key=dedupe_key,
                     )

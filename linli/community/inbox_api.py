@@ -1,17 +1,19 @@
 """The neighbour's inbox as JSON: list (newest first, paged by ``before_id``), unread count, mark read.
 
-Every route works on the caller's own inbox only; another neighbour's item id is a 404."""
+Every route works on the caller's own inbox only; another neighbour's item id is a 404. Titles and bodies
+come in the caller's locale (``?lang=en``, or the language cookie; zh-CN by default)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from linli.community import inbox
 from linli.core.deps import SessionDep
+from linli.core.templating import locale_of
 from linli.identity.deps import CurrentUser
 
 router = APIRouter(tags=["community: inbox"])
@@ -50,6 +52,7 @@ class MarkedRead(BaseModel):
 
 @router.get(INBOX)
 async def list_inbox(
+    request: Request,
     session: SessionDep,
     user: CurrentUser,
     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
@@ -63,7 +66,7 @@ async def list_inbox(
     more = len(items) > limit
     items = items[:limit]
     return InboxPage(
-        items=[InboxItemRead.model_validate(i) for i in items],
+        items=[InboxItemRead.model_validate(inbox.shown(i, locale_of(request))) for i in items],
         unread=await inbox.unread_count(session, user_id=user.id),
         next_before_id=items[-1].id if more else None,
     )
@@ -83,6 +86,9 @@ async def mark_all_read(session: SessionDep, user: CurrentUser) -> MarkedRead:
 
 
 @router.post(INBOX + "/{item_id}/read")
-async def mark_read(session: SessionDep, user: CurrentUser, item_id: ItemId) -> InboxItemRead:
+async def mark_read(
+    request: Request, session: SessionDep, user: CurrentUser, item_id: ItemId
+) -> InboxItemRead:
     """Mark one of my messages read; marking it again is harmless."""
-    return InboxItemRead.model_validate(await inbox.mark_read(session, user_id=user.id, item_id=item_id))
+    item = await inbox.mark_read(session, user_id=user.id, item_id=item_id)
+    return InboxItemRead.model_validate(inbox.shown(item, locale_of(request)))

@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 
 from linli.community import inbox
 from linli.core.deps import SessionDep
-from linli.core.templating import render
+from linli.core.templating import locale_of, render
 from linli.identity.deps import PageUser
 
 router = APIRouter(include_in_schema=False)
@@ -36,11 +36,12 @@ async def inbox_page(
     items = await inbox.list_items(session, user_id=user.id, before_id=before, limit=PAGE_SIZE + 1)
     more = len(items) > PAGE_SIZE
     items = items[:PAGE_SIZE]
+    locale = locale_of(request)
     return render(
         request,
         "community/inbox.html",
         {
-            "items": items,
+            "items": [inbox.shown(item, locale) for item in items],
             "unread": await inbox.unread_count(session, user_id=user.id),
             "older": items[-1].id if more else None,
             "paged": before is not None,

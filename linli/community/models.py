@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from linli.core.clock import utcnow
@@ -76,7 +77,10 @@ class Membership(Base):
 class InboxItem(IdMixin, Base):
     """One message in a neighbour's in-app inbox (a mention, a reminder, an honour, a win, an order update).
 
-    ``dedupe_key`` is unique per user, so a consumer delivering the same thing twice adds one item."""
+    ``dedupe_key`` is unique per user, so a consumer delivering the same thing twice adds one item. An
+    item written from a message key (``message_key`` with ``message_params``) is rendered in the
+    reader's locale when read; ``title`` and ``body`` keep its zh-CN text as written (and are all that
+    older items have)."""
 
     __tablename__ = "inbox_items"
 
@@ -84,6 +88,8 @@ class InboxItem(IdMixin, Base):
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(120))
     body: Mapped[str] = mapped_column(String(500), default="")
+    message_key: Mapped[str | None] = mapped_column(String(80))
+    message_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     link: Mapped[str | None] = mapped_column(String(255))
     dedupe_key: Mapped[str | None] = mapped_column(String(191))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -506,10 +506,12 @@ async def join_community(
     source: MembershipSource | str,
     *,
     actor_id: int | None = None,
+    reason: str = "",
 ) -> Membership:
     """Make ``community_id`` (open, not archived) the user's one community; records
-    ``community.member_joined`` the first time, ``community.member_moved`` on a change, nothing if they are
-    already there. One row per user (primary key): a concurrent first join turns into a move."""
+    ``community.member_joined`` the first time, ``community.member_moved`` on a change (with ``reason``
+    when someone else moved them), nothing if they are already there. One row per user (primary key): a
+    concurrent first join turns into a move. Orders keep the community they were placed in."""
     source = MembershipSource(source)
     community = await get_community(session, community_id, include_archived=False)
     membership = await membership_of(session, user_id)
@@ -546,6 +548,31 @@ async def join_community(
         events.MEMBER_MOVED,
         actor_id=actor_id if actor_id is not None else user_id,
         subjects=Subjects(user_id=user_id, community_id=community.id),
-        payload={"source": source.value, "from_community_id": previous},
+        payload={
+            "source": source.value,
+            "from_community_id": previous,
+            **({"reason": reason} if reason else {}),
+        },
+    )
+    return membership
+
+
+async def leave_community(
+    session: AsyncSession, user_id: int, *, actor_id: int | None = None, reason: str = ""
+) -> Membership | None:
+    """The user belongs to no community any more (until they choose one again); records
+    ``community.member_left``. Returns the membership they had, None (and nothing recorded) when they had
+    none. Orders keep the community they were placed in."""
+    membership = await membership_of(session, user_id)
+    if membership is None:
+        return None
+    await session.delete(membership)
+    await session.flush()
+    record_event(
+        session,
+        events.MEMBER_LEFT,
+        actor_id=actor_id if actor_id is not None else user_id,
+        subjects=Subjects(user_id=user_id, community_id=membership.community_id),
+        payload={"from_community_id": membership.community_id, "reason": reason},
     )
     return membership

@@ -84,3 +84,8 @@ def render(
 def translator(request: Request) -> Any:
     locale = getattr(request.state, "locale", DEFAULT_LOCALE)
     return lambda key, **params: catalog.translate(locale, key, **params)
+
+
+def locale_of(request: Request) -> str:
+    """The request's locale (``?lang=``, else the language cookie, else zh-CN): pages and JSON alike."""
+    return str(getattr(request.state, "locale", DEFAULT_LOCALE))

@@ -7,7 +7,8 @@ from linli.core.runtime import Runtime
 
 
 def register_background(runtime: Runtime) -> None:
-    """The consumer that counts paid units into group orders, and the durable cutoff timer."""
+    """The consumer that counts paid units into group orders, and the durable cutoff timer. (Importing
+    the tasks registers the delivery-fee payment purpose too: refund jobs settle fee refunds.)"""
     from linli.groupbuy.tasks import CONSUMER, CUTOFF_JOB, count_consumer, cutoff_job
 
     if CONSUMER not in runtime.consumers.consumers:

@@ -7,31 +7,38 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.community import service as community_service
 from linli.community.schemas import MembershipSource
-from linli.core.deps import SessionDep
-from linli.groupbuy import fulfilment, pickup, service, views
-from linli.groupbuy.errors import NoPickupCode, NotYourPickupPoint, WrongPickupCode
-from linli.groupbuy.models import DeliveryBatch, GroupOrder
+from linli.core.deps import RuntimeDep, SessionDep
+from linli.core.templating import locale_of
+from linli.groupbuy import fees, fulfilment, members, pickup, service, views
+from linli.groupbuy.errors import NoDeliveryFee, NoPickupCode, NotYourPickupPoint, WrongPickupCode
+from linli.groupbuy.models import DeliveryBatch, DeliveryFee, GroupOrder
 from linli.groupbuy.schemas import (
     BatchCreate,
     BatchRead,
+    FeeRead,
     GroupOrderDetail,
     GroupOrderRead,
+    MemberMove,
+    MemberRemove,
     MembershipJoin,
+    MembershipRead,
     PickupRead,
     PickupVerify,
     ProgressRead,
     SettingsUpdate,
     TermsRead,
 )
-from linli.identity.deps import CurrentUser, LeaderUser, OperatorUser, OptionalUser
+from linli.identity.deps import CurrentUser, LeaderUser, OperatorUser, OptionalUser, client_address
 from linli.identity.models import Role, User
 from linli.orders import service as orders
+from linli.orders.models import Order
+from linli.orders.payments.schemas import PaymentCreate, PaymentRead
 
 router = APIRouter()
 public = APIRouter(prefix="/api/v1/groupbuy", tags=["group orders"])
@@ -41,27 +48,31 @@ admin = APIRouter(prefix="/api/v1/admin/groupbuy", tags=["group orders (operator
 Id = Annotated[int, Path(ge=1, le=2**62)]
 
 
-def terms_read(terms: service.Terms) -> TermsRead:
-    return TermsRead.model_validate(asdict(terms))
+def terms_read(terms: service.Terms, locale: str) -> TermsRead:
+    """The terms, their promise in ``locale``."""
+    fields = {name: getattr(terms, name) for name in TermsRead.model_fields if name != "promise_text"}
+    return TermsRead(**fields, promise_text=terms.promise.render(locale))
 
 
 # --- public and neighbours -------------------------------------------------------------------------
 
 
 @public.get("/sessions/{session_id}/terms")
-async def read_terms(session: SessionDep, session_id: Id) -> TermsRead:
+async def read_terms(request: Request, session: SessionDep, session_id: Id) -> TermsRead:
     """The session's threshold, delivery promise, cutoff and below-threshold policy."""
-    return terms_read(await service.terms_of(session, session_id))
+    return terms_read(await service.terms_of(session, session_id), locale_of(request))
 
 
 @public.get("/sessions/{session_id}/progress")
-async def read_progress(session: SessionDep, session_id: Id, user: OptionalUser) -> ProgressRead:
+async def read_progress(
+    request: Request, session: SessionDep, session_id: Id, user: OptionalUser
+) -> ProgressRead:
     """The viewer's own community's group and the leading communities ("XX花园 已集42份,还差8份")."""
     found = await views.progress(session, session_id, user)
     return ProgressRead(
         session_id=session_id,
         threshold=found.terms.threshold,
-        promise_text=found.terms.promise_text,
+        promise_text=found.terms.promise.render(locale_of(request)),
         mine=GroupOrderRead.model_validate(found.mine) if found.mine is not None else None,
         my_community_id=found.my_community_id,
         my_community_name=found.my_community_name,
@@ -70,10 +81,61 @@ async def read_progress(session: SessionDep, session_id: Id, user: OptionalUser)
 
 
 @public.get("/orders/{order_id}")
-async def read_order_status(session: SessionDep, user: CurrentUser, order_id: Id) -> dict[str, Any]:
-    """The neighbour's own order: its group's progress, pickup code and fulfilment steps."""
+async def read_order_status(
+    request: Request, session: SessionDep, user: CurrentUser, order_id: Id
+) -> dict[str, Any]:
+    """The neighbour's own order: its group's progress, pickup code, delivery fee and fulfilment steps
+    (texts in the reader's locale)."""
     order = await orders.get_order_of(session, order_id, user.id)
-    return (await views.order_view(session, order)).as_dict()
+    return (await views.order_view(session, order, locale=locale_of(request))).as_dict()
+
+
+def fee_read(fee: DeliveryFee, order: Order, locale: str) -> FeeRead:
+    return FeeRead(
+        order_id=fee.order_id,
+        amount_fen=fee.amount_fen,
+        status=fee.status,
+        payable=fees.is_payable(fee, order),
+        text=fees.fee_text(fee, locale),
+        paid_at=fee.paid_at,
+        collected_at=fee.collected_at,
+        refunded_at=fee.refunded_at,
+    )
+
+
+@public.get("/orders/{order_id}/fee")
+async def read_fee(request: Request, session: SessionDep, user: CurrentUser, order_id: Id) -> FeeRead:
+    """The delivery fee of the neighbour's own order (404 when it has none)."""
+    order = await orders.get_order_of(session, order_id, user.id)
+    fee = await fees.fee_of(session, order.id, fresh=True)
+    if fee is None:
+        raise NoDeliveryFee("this order has no delivery fee", order_id=order_id)
+    return fee_read(fee, order, locale_of(request))
+
+
+@public.post("/orders/{order_id}/fee/payments", status_code=201)
+async def pay_fee(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    order_id: Id,
+    data: PaymentCreate,
+) -> PaymentRead:
+    """Start (or resume) paying the delivery fee of your order online, through the same providers as
+    orders: answers what the client does next in ``checkout``. The fee is marked paid when the
+    provider's notification arrives. 409 when nothing is due (waived, paid, collected, refunded)."""
+    order = await orders.get_order_of(session, order_id, user.id)
+    payment = await fees.start_fee_payment(
+        session,
+        runtime,
+        order,
+        provider_name=data.provider,
+        scene=data.scene,
+        payer_openid=data.payer_openid,
+        payer_ip=client_address(request),
+    )
+    return PaymentRead.of(payment)
 
 
 @public.get("/orders/{order_id}/qr.svg")
@@ -173,10 +235,11 @@ async def verify_pickup(session: SessionDep, user: LeaderUser, body: PickupVerif
 
 @admin.put("/sessions/{session_id}/settings")
 async def update_settings(
-    session: SessionDep, operator: OperatorUser, session_id: Id, body: SettingsUpdate
+    request: Request, session: SessionDep, operator: OperatorUser, session_id: Id, body: SettingsUpdate
 ) -> TermsRead:
     """Set the session's threshold, promise, cutoff and below-threshold policy (fee, store)."""
-    return terms_read(await service.update_settings(session, session_id, body, actor=operator))
+    terms = await service.update_settings(session, session_id, body, actor=operator)
+    return terms_read(terms, locale_of(request))
 
 
 @admin.get("/sessions/{session_id}/groups")
@@ -291,12 +354,14 @@ async def pick_list_csv(session: SessionDep, operator: OperatorUser, session_id:
 
 
 @admin.get("/sessions/{session_id}/board")
-async def read_board(session: SessionDep, operator: OperatorUser, session_id: Id) -> dict[str, Any]:
+async def read_board(
+    request: Request, session: SessionDep, operator: OperatorUser, session_id: Id
+) -> dict[str, Any]:
     """The fulfilment board: per community units, threshold state, batch, pickups and exceptions."""
     found = await fulfilment.board(session, session_id)
     return {
         "session_id": session_id,
-        "terms": terms_read(found.terms).model_dump(mode="json"),
+        "terms": terms_read(found.terms, locale_of(request)).model_dump(mode="json"),
         "units": found.units,
         "rows": [
             {
@@ -319,6 +384,31 @@ async def community_members(
 ) -> list[dict[str, Any]]:
     await community_service.get_community(session, community_id)
     return [asdict(m) for m in await views.members_of(session, community_id, mask=False)]
+
+
+@admin.post("/communities/{community_id}/members/{user_id}/move")
+async def move_member(
+    session: SessionDep, operator: OperatorUser, community_id: Id, user_id: Id, body: MemberMove
+) -> MembershipRead:
+    """Move a member of this community to another open one, saying why (they are told in their inbox).
+    Their paid orders stay with the community they were placed in."""
+    membership = await members.move_member(
+        session, community_id, user_id, body.to_community_id, actor=operator, reason=body.reason
+    )
+    community = await community_service.get_community(session, membership.community_id)
+    return MembershipRead(
+        user_id=user_id, community_id=community.id, community_name=community.name, source=membership.source
+    )
+
+
+@admin.post("/communities/{community_id}/members/{user_id}/remove")
+async def remove_member(
+    session: SessionDep, operator: OperatorUser, community_id: Id, user_id: Id, body: MemberRemove
+) -> MembershipRead:
+    """Take a member out of this community, saying why (they are told in their inbox); they choose a
+    community again at their next order. Their paid orders stay where they were placed."""
+    await members.remove_member(session, community_id, user_id, actor=operator, reason=body.reason)
+    return MembershipRead(user_id=user_id, community_id=None, community_name=None, source=None)
 
 
 router.include_router(public)

@@ -51,3 +51,23 @@ class NoStoreForPickup(Conflict):
 
 class NoPickupCode(NotFound):
     pass
+
+
+class NoDeliveryFee(NotFound):
+    """The order has no delivery fee (its group was not delivered below its threshold)."""
+
+
+class FeeNotPayable(Conflict):
+    """The fee is not due (any more): waived, paid online, collected in cash, or its order refunded."""
+
+
+class MemberNotFound(NotFound):
+    """The user is not a member of this community."""
+
+
+class AlreadyInCommunity(Conflict):
+    """Moving a neighbour to the community they are in."""
+
+
+class InvalidMemberChange(Unprocessable):
+    pass

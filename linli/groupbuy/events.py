@@ -15,7 +15,14 @@ BATCH_CREATED = "delivery_batch.created"
 BATCH_DISPATCHED = "delivery_batch.dispatched"
 BATCH_ARRIVED = "delivery_batch.arrived"
 PICKUP_VERIFIED = "pickup.verified"
-FEE_COLLECTED = "groupbuy.fee_collected"
+# A delivery fee's transitions (see ``models.FeeStatus``); payload {"order_id", "amount_fen", ...}.
+FEE_DUE = "groupbuy.fee_due"
+FEE_COLLECTED = "groupbuy.fee_collected"  # in cash by the leader at pickup
+FEE_PAID = "groupbuy.fee_paid"  # online; + "payment_id", "provider"
+FEE_CANCELLED = "groupbuy.fee_cancelled"  # its order was refunded before it was paid
+FEE_REFUND_STARTED = "groupbuy.fee_refund_started"  # + "payment_id", "refund_id"
+FEE_REFUNDED = "groupbuy.fee_refunded"  # + "refund_id"
+FEE_REFUND_FAILED = "groupbuy.fee_refund_failed"  # + "refund_id": it is paid online again
 
 # What the groupbuy consumer reads.
 ORDER_PAID = "order.paid"

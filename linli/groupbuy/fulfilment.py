@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.community.models import PickupPoint, Store
 from linli.core.clock import utcnow
 from linli.core.events import Subjects, record_event
-from linli.groupbuy import events
+from linli.groupbuy import events, messages
 from linli.groupbuy import service as groups
 from linli.groupbuy.errors import BatchNotFound, InvalidBatch, InvalidGroupTransition
 from linli.groupbuy.models import (
@@ -125,13 +125,12 @@ async def _group_step(
     groups.record_group_event(session, group, event_type, now=now, actor_id=actor.id, **place)
     if to is GroupState.delivered:
         point = await session.get(PickupPoint, group.pickup_point_id) if group.pickup_point_id else None
-        where = f"{point.name}({point.address})" if point is not None else "小区自提点"
+        told = (
+            messages.delivered(point.name, point.address) if point is not None else messages.delivered(None)
+        )
         for order in await groups.contributing_orders(session, group.id):
             if order.status == OrderStatus.paid.value:
-                body = f"您的订单已送达{where},请凭取货码取货。"
-                await groups.tell_buyer(
-                    session, order, "已送达自提点,凭取货码取货", body, key="groupbuy.delivered"
-                )
+                await messages.tell_buyer(session, order, told, key="groupbuy.delivered")
 
 
 async def _batch_step(

@@ -51,9 +51,24 @@ class CodeStatus(enum.StrEnum):
 
 
 class FeeStatus(enum.StrEnum):
+    """A delivery fee's life::
+
+        due ─online payment─▶ paid_online ─order refunded─▶ refunding ─provider─▶ refunded
+         ├──cash at pickup──▶ collected
+         └──order refunded──▶ cancelled
+
+    ``waived`` never changes. Each move is one conditional update from the state before it, so cash
+    and an online payment can never both collect one fee (the later one is refused: an online payment
+    then goes back through the provider). A fee the leader took in cash is theirs to hand back if the
+    order is refunded afterwards: the platform never held that money."""
+
     waived = "waived"
-    due = "due"  # collected by the leader at pickup
-    collected = "collected"
+    due = "due"  # payable online from the order page, or in cash to the leader at pickup
+    collected = "collected"  # in cash, by the leader at pickup
+    paid_online = "paid_online"  # through the payments provider
+    refunding = "refunding"  # the order was refunded: the online payment is on its way back
+    refunded = "refunded"
+    cancelled = "cancelled"  # the order was refunded before the fee was paid: nothing is due any more
 
 
 def _known(values: type[enum.StrEnum]) -> str:
@@ -199,8 +214,9 @@ class Pickup(IdMixin, Base):
 
 
 class DeliveryFee(TimestampMixin, Base):
-    """The delivery fee of an order in a below-threshold group delivered anyway: waived, or due and
-    collected by the leader at pickup (a ledger, not a payment: the provider never sees it)."""
+    """The delivery fee of an order in a below-threshold group delivered anyway: waived, or due — paid
+    online through the payments provider (``payment_id``), or collected in cash by the leader at pickup
+    (``collected_by``). See ``FeeStatus``."""
 
     __tablename__ = "groupbuy_delivery_fees"
 
@@ -210,6 +226,10 @@ class DeliveryFee(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(12))
     collected_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     collected_at: Mapped[datetime | None]
+    # The payment that paid it online (a ``delivery_fee`` payment of the same order).
+    payment_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("payments.id"))
+    paid_at: Mapped[datetime | None]
+    refunded_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("amount_fen >= 0", name="amount_not_negative"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Path, Request
 from markupsafe import Markup
@@ -15,20 +16,22 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from linli.community import service as community_service
 from linli.core.admin_pages import flash_redirect, render_admin, safe_next
 from linli.core.clock import from_local, to_local
-from linli.core.deps import SessionDep
+from linli.core.deps import RuntimeDep, SessionDep
 from linli.core.errors import LinliError
 from linli.core.money import parse_yuan
-from linli.core.templating import env, register_admin_nav, render, translator
-from linli.groupbuy import api, fulfilment, pickup, service, views
-from linli.groupbuy.errors import InvalidSettings
+from linli.core.templating import env, locale_of, register_admin_nav, render, translator
+from linli.groupbuy import api, fees, fulfilment, members, pickup, service, views
+from linli.groupbuy.errors import InvalidMemberChange, InvalidSettings
 from linli.groupbuy.schemas import SettingsUpdate
-from linli.identity.deps import PageLeader, PageOperator, PageUser
+from linli.identity.deps import PageLeader, PageOperator, PageUser, client_address
 from linli.identity.models import User
 from linli.live import service as live_service
 from linli.live.models import LiveSession
 from linli.live.room_pages import register_room_section
+from linli.orders import service as orders
 from linli.orders.models import Order, OrderStatus
 from linli.orders.pages import register_order_panel
+from linli.orders.payments.checkout import page_provider
 
 router = APIRouter(include_in_schema=False)
 ADMIN = "/admin/groupbuy"
@@ -39,9 +42,15 @@ LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
 
 def _markup(request: Request, name: str, context: dict[str, Any]) -> Markup:
-    """A template rendered as part of another page (with the page's translator and user)."""
+    """A template rendered as part of another page (with the page's translator, locale and user)."""
     t = translator(request)
-    return Markup(env.get_template(name).render({"request": request, "t": t, **context}))
+    shell = {
+        "request": request,
+        "t": t,
+        "locale": locale_of(request),
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+    }
+    return Markup(env.get_template(name).render({**shell, **context}))
 
 
 # --- sections on other domains' pages --------------------------------------------------------------
@@ -69,17 +78,47 @@ async def checkout_community_picker(
 
 
 async def order_panel(request: Request, session: AsyncSession, order: Order) -> Markup | None:
-    """Group progress, pickup code and QR, and the fulfilment steps on the neighbour's order page."""
+    """Group progress, pickup code and QR, the delivery fee (and its pay button while it is due), and the
+    fulfilment steps on the neighbour's order page."""
     if order.status == OrderStatus.pending_payment.value:
         return None
-    view = await views.order_view(session, order)
+    view = await views.order_view(session, order, locale=locale_of(request))
     qr = pickup.qr_svg(view.code) if view.code is not None else None
-    return _markup(request, "groupbuy/_order_panel.html", {"v": view, "qr": qr})
+    error = request.query_params.get("fee_error", "")
+    t = translator(request)
+    error_text = ""
+    if error:
+        key = f"groupbuy.fee.errors.{error}" if error.isidentifier() else "groupbuy.fee.errors.generic"
+        error_text = t(key) if t(key) != key else t("groupbuy.fee.errors.generic")
+    return _markup(request, "groupbuy/_order_panel.html", {"v": view, "qr": qr, "fee_error": error_text})
 
 
 register_room_section("progress", room_progress, position=20)
 register_room_section("footer", checkout_community_picker, position=20)
 register_order_panel(order_panel, position=10)
+
+
+@router.post("/orders/{order_id}/delivery-fee/pay")
+async def pay_fee(
+    request: Request, session: SessionDep, runtime: RuntimeDep, user: PageUser, order_id: Id
+) -> Response:
+    """The order page's "pay the delivery fee" button: to the provider's checkout (the sandbox cashier),
+    which comes back to the order page; a fee not due any more comes back at once, saying why."""
+    order = await orders.get_order_of(session, order_id, user.id)
+    back = f"/orders/{order.id}"
+    try:
+        # Refusals come before any write (``start_fee_payment`` checks first), so nothing needs undoing.
+        payment = await fees.start_fee_payment(
+            session, runtime, order, provider_name=page_provider(runtime), payer_ip=client_address(request)
+        )
+    except LinliError as exc:
+        return RedirectResponse(f"{back}?fee_error={exc.name}", status_code=303)
+    url = str((payment.checkout or {}).get("url") or "")
+    if not url:
+        return RedirectResponse(f"{back}?fee_error=generic", status_code=303)
+    if url.startswith("/"):  # our own cashier: it comes back to the order page
+        url += ("&" if urlsplit(url).query else "?") + urlencode({"next": back})
+    return RedirectResponse(url, status_code=303)
 
 
 # --- the community link ----------------------------------------------------------------------------
@@ -156,10 +195,52 @@ async def admin_sessions(request: Request, session: SessionDep, operator: PageOp
 async def admin_members(
     request: Request, session: SessionDep, operator: PageOperator, community_id: Id
 ) -> Response:
-    """A community's members as operators see them: full names, how each joined, since when."""
+    """A community's members as operators see them: full names, how each joined, since when; each can be
+    moved to another community or taken out of this one, with a reason."""
     community = await community_service.get_community(session, community_id)
-    members = await views.members_of(session, community_id, mask=False)
-    return render_admin(request, "groupbuy/admin_members.html", {"community": community, "members": members})
+    rows = await views.members_of(session, community_id, mask=False)
+    others = [
+        (cid, name)
+        for cid, name, _, archived in await community_service.community_names(session)
+        if not archived and cid != community.id
+    ]
+    return render_admin(
+        request,
+        "groupbuy/admin_members.html",
+        {"community": community, "members": rows, "others": others},
+    )
+
+
+@router.post(ADMIN + "/communities/{community_id}/members/{user_id}")
+async def admin_change_member(
+    request: Request, session: SessionDep, operator: PageOperator, community_id: Id, user_id: Id
+) -> Response:
+    """The members page's form: move the neighbour (``action=move``, ``to_community_id``) or take them out
+    (``action=remove``), with a ``reason``. Refusals come back as the page's error, changing nothing."""
+    form = await request.form()
+    back = f"{ADMIN}/communities/{community_id}/members"
+    action = str(form.get("action") or "")
+    reason = str(form.get("reason") or "")
+    target = str(form.get("to_community_id") or "")
+    t = translator(request)
+    try:
+        async with session.begin_nested():
+            if action == "move":
+                if not target.isdigit() or len(target) > 18:
+                    raise InvalidMemberChange(t("groupbuy.admin.choose_community"), field="to_community_id")
+                moved = await members.move_member(
+                    session, community_id, user_id, int(target), actor=operator, reason=reason
+                )
+                to = await community_service.get_community(session, moved.community_id)
+                done = t("groupbuy.admin.member_moved", community=to.name)
+            elif action == "remove":
+                await members.remove_member(session, community_id, user_id, actor=operator, reason=reason)
+                done = t("groupbuy.admin.member_removed")
+            else:
+                raise InvalidMemberChange("move or remove?", field="action")
+    except LinliError as exc:
+        return flash_redirect(request, back, exc.message, kind="error")
+    return flash_redirect(request, back, done)
 
 
 def _local(value: datetime | None) -> str:

@@ -28,7 +28,7 @@ from linli.core import ratelimit
 from linli.core.clock import utcnow
 from linli.core.errors import TooManyRequests
 from linli.core.events import Subjects, record_event
-from linli.groupbuy import events
+from linli.groupbuy import events, fees
 from linli.groupbuy.errors import NotReadyForPickup, NotYourPickupPoint, TooManyUnits, WrongPickupCode
 from linli.groupbuy.models import (
     CodeStatus,
@@ -186,6 +186,7 @@ class PickupResult:
     units_now: int
     completed: bool
     fee_collected_fen: int
+    fee_status: str | None  # after this pickup: "collected" when taken now, "paid_online", ...
     lines: list[dict[str, Any]]
 
 
@@ -264,21 +265,9 @@ async def verify_pickup(
         raise TooManyUnits("these units were just picked up", units_left=0)
     picked, total = int(moved[0]), int(moved[1])
     session.add(Pickup(order_id=order.id, units=take, verified_by=actor.id, at=now))
-    fee_collected = 0
-    fee = await session.get(DeliveryFee, order.id)
-    if fee is not None and fee.status == FeeStatus.due.value:
-        fee.status = FeeStatus.collected.value
-        fee.collected_by = actor.id
-        fee.collected_at = now
-        fee_collected = fee.amount_fen
-        record_event(
-            session,
-            events.FEE_COLLECTED,
-            actor_id=actor.id,
-            subjects=Subjects(user_id=order.user_id, order_id=order.id, session_id=order.session_id),
-            payload={"order_id": order.id, "amount_fen": fee.amount_fen},
-            occurred_at=now,
-        )
+    # A fee still due is taken in cash now; one paid online (or waived) is not taken again.
+    fee_collected = await fees.collect_in_cash(session, order, actor=actor, now=now)
+    fee = await fees.fee_of(session, order.id, fresh=True)
     completed = picked == total
     if completed:
         await session.execute(
@@ -319,6 +308,7 @@ async def verify_pickup(
         units_now=take,
         completed=completed,
         fee_collected_fen=fee_collected,
+        fee_status=fee.status if fee is not None else None,
         lines=[{"product_name": line.product_name, "quantity": line.quantity} for line in order.lines],
     )
 
@@ -332,7 +322,9 @@ class PointOrder:
     units_picked: int
     status: str
     ready: bool
-    fee_due_fen: int
+    fee_due_fen: int  # still to take in cash at pickup (0: none, waived, or already paid)
+    fee_fen: int
+    fee_status: str | None
     lines: list[dict[str, Any]]
 
 
@@ -361,14 +353,13 @@ async def orders_at_point(
             )
         ).all()
     )
-    fees = {
-        f.order_id: f.amount_fen
+    fee_rows = {
+        f.order_id: f
         for f in (
             await session.scalars(
-                select(DeliveryFee).where(
-                    DeliveryFee.order_id.in_([o.id for _, o in rows] or [0]),
-                    DeliveryFee.status == FeeStatus.due.value,
-                )
+                select(DeliveryFee)
+                .where(DeliveryFee.order_id.in_([o.id for _, o in rows] or [0]))
+                .execution_options(populate_existing=True)
             )
         ).all()
     }
@@ -381,6 +372,7 @@ async def orders_at_point(
     result = []
     for code, order in rows:
         user = users.get(order.user_id)
+        fee = fee_rows.get(order.id)
         result.append(
             PointOrder(
                 order_id=order.id,
@@ -390,7 +382,9 @@ async def orders_at_point(
                 units_picked=code.units_picked,
                 status=code.status,
                 ready=order.id in delivered and order.status == OrderStatus.paid.value,
-                fee_due_fen=fees.get(order.id, 0),
+                fee_due_fen=fee.amount_fen if fee is not None and fee.status == FeeStatus.due else 0,
+                fee_fen=fee.amount_fen if fee is not None else 0,
+                fee_status=fee.status if fee is not None else None,
                 lines=[
                     {"product_name": line.product_name, "quantity": line.quantity} for line in order.lines
                 ],

@@ -119,11 +119,55 @@ class PickupRead(BaseModel):
     units_left: int
     units_now: int
     completed: bool
+    # Taken in cash now (0: no fee, waived, or already paid online — then ``fee_status`` says so).
     fee_collected_fen: int
+    fee_status: str | None
     lines: list[dict[str, object]]
+
+
+class FeeRead(BaseModel):
+    """An order's delivery fee: waived, due (``payable`` online now), paid online, collected in cash at
+    pickup, or — its order refunded — cancelled, refunding or refunded. ``text`` is in the reader's
+    locale."""
+
+    order_id: int
+    amount_fen: int
+    status: str
+    payable: bool
+    text: str
+    paid_at: datetime | None
+    collected_at: datetime | None
+    refunded_at: datetime | None
 
 
 class MembershipJoin(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inviter_id: Id | None = None
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class MemberMove(BaseModel):
+    """Move a neighbour to another (open) community; the reason is told to them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_community_id: Id
+    reason: Reason
+
+
+class MemberRemove(BaseModel):
+    """Take a neighbour out of their community; the reason is told to them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class MembershipRead(BaseModel):
+    user_id: int
+    community_id: int | None
+    community_name: str | None
+    source: str | None

@@ -30,20 +30,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from linli.community import inbox
 from linli.community import service as community_service
 from linli.community.models import Community, PickupPoint, Store
 from linli.core.clock import SHANGHAI, as_utc, to_local, utcnow
 from linli.core.events import Subjects, record_event
+from linli.core.i18n import DEFAULT_LOCALE, Message
 from linli.core.jobs import cancel_job, schedule_job
-from linli.core.money import format_fen
-from linli.groupbuy import events
+from linli.groupbuy import events, messages
 from linli.groupbuy.errors import GroupOrderNotFound, InvalidSettings, NoStoreForPickup, SettingsLocked
 from linli.groupbuy.models import (
     BelowPolicy,
     Contribution,
-    DeliveryFee,
-    FeeStatus,
     GroupOrder,
     GroupOrderChange,
     GroupSettings,
@@ -91,7 +88,8 @@ class Terms:
     delivery_fee_fen: int
     collect_fee: bool
     fallback_store_id: int | None
-    promise_text: str
+    promise_text: str  # zh-CN, as events and the room's notices carry it
+    promise: Message  # the same, for the reader's locale
 
 
 def default_deliver_by(live_session: LiveSession) -> datetime:
@@ -102,21 +100,14 @@ def default_deliver_by(live_session: LiveSession) -> datetime:
 
 def promise_text(live_session: LiveSession, deliver_by: datetime) -> str:
     """ "明天上午10点前免费配送到小区自提点": the day relative to the session, the hour in Shanghai."""
-    local = to_local(deliver_by)
-    start_day = to_local(live_session.scheduled_start).date()
-    offset = (local.date() - start_day).days
-    day = {0: "今天", 1: "明天", 2: "后天"}.get(offset, f"{local.month}月{local.day}日")
-    hour = local.hour
-    half = "上午" if hour < 12 else "下午"
-    shown = hour if hour <= 12 else hour - 12
-    minutes = f"{local.minute}分" if local.minute else ""
-    return f"{day}{half}{shown}点{minutes}前免费配送到小区自提点"
+    return messages.promise(live_session.scheduled_start, deliver_by).render(DEFAULT_LOCALE)
 
 
 def _terms(live_session: LiveSession, row: GroupSettings | None) -> Terms:
     deliver_by = (
         row.deliver_by if row is not None and row.deliver_by is not None else default_deliver_by(live_session)
     )
+    promise = messages.promise(live_session.scheduled_start, deliver_by)
     return Terms(
         session_id=live_session.id,
         threshold=row.threshold if row is not None else DEFAULT_THRESHOLD,
@@ -126,7 +117,8 @@ def _terms(live_session: LiveSession, row: GroupSettings | None) -> Terms:
         delivery_fee_fen=row.delivery_fee_fen if row is not None else 0,
         collect_fee=row.collect_fee if row is not None else False,
         fallback_store_id=row.fallback_store_id if row is not None else None,
-        promise_text=promise_text(live_session, deliver_by),
+        promise_text=promise.render(DEFAULT_LOCALE),
+        promise=promise,
     )
 
 
@@ -273,19 +265,6 @@ async def place_fields(session: AsyncSession, group: GroupOrder) -> dict[str, An
         "pickup_point_id": group.pickup_point_id,
         "pickup_point_name": point.name if point is not None else "",
     }
-
-
-async def tell_buyer(session: AsyncSession, order: Order, title: str, body: str, *, key: str) -> None:
-    """One inbox item to the order's buyer about its group (once per ``key``), linking to the order."""
-    await inbox.notify(
-        session,
-        user_id=order.user_id,
-        kind="groupbuy",
-        title=title,
-        body=body,
-        link=f"/orders/{order.id}",
-        dedupe_key=f"{key}:{order.id}",
-    )
 
 
 async def get_group_order(session: AsyncSession, group_order_id: int, *, fresh: bool = False) -> GroupOrder:
@@ -629,38 +608,19 @@ async def _settle_order(
     session: AsyncSession, group: GroupOrder, order: Order, terms: Terms, *, now: datetime
 ) -> None:
     """Apply the group's outcome to one of its orders, and tell its buyer (one inbox item per order)."""
-    from linli.groupbuy import pickup
+    from linli.groupbuy import fees, pickup
 
     outcome = Outcome(group.outcome or Outcome.free_delivery.value)
     key = "groupbuy.outcome"
-    name, threshold = group.community_name, group.threshold
-    short = f"{name}本场共集{group.units}份,未达到{threshold}份"
+    name, units, threshold = group.community_name, group.units, group.threshold
     if outcome is Outcome.free_delivery:
-        await tell_buyer(
-            session, order, f"{name}已成团", f"本社区已集齐{threshold}份,{terms.promise_text}。", key=key
-        )
+        await messages.tell_buyer(session, order, messages.reached(name, threshold, terms.promise), key=key)
         return
     if outcome is Outcome.delivery_fee:
         fee = terms.delivery_fee_fen
-        status = FeeStatus.due if terms.collect_fee and fee > 0 else FeeStatus.waived
-        await session.execute(
-            _insert(session)(DeliveryFee)
-            .values(
-                order_id=order.id,
-                group_order_id=group.id,
-                amount_fen=fee,
-                status=status.value,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=[DeliveryFee.order_id])
-        )
-        body = (
-            f"{short}。我们仍按时配送到小区自提点,取货时请向团长支付配送费{format_fen(fee)}。"
-            if status is FeeStatus.due
-            else f"{short}。我们仍按时配送到小区自提点,本次配送费{format_fen(fee)}已为您免除。"
-        )
-        await tell_buyer(session, order, "未成团,照常配送", body, key=key)
+        due = await fees.settle_fee(session, group, order, fee, collect=terms.collect_fee, now=now)
+        write = messages.fee_due if due else messages.fee_waived
+        await messages.tell_buyer(session, order, write(name, units, threshold, fee), key=key)
         return
     if outcome is Outcome.store_pickup:
         store = await _nearest_store(session, group, terms)
@@ -669,16 +629,16 @@ async def _settle_order(
                 session, order.id, store.id, reason=f"group {group.id} below threshold", now=now
             )
             await pickup.move_code(session, order, now=now)
-        body = f"{short},订单改为到{store.name}({store.address})自提,凭取货码取货。"
-        await tell_buyer(session, order, "未成团,改为门店自提", body, key=key)
+        told = messages.store_pickup(name, units, threshold, store.name, store.address)
+        await messages.tell_buyer(session, order, told, key=key)
         return
     try:
         await orders.approve_refund(session, order.id, actor=None, reason=f"{name}未成团,全额退款", now=now)
     except InvalidOrderTransition:
         log.warning("group %s: order %s could not be refunded (%s)", group.id, order.id, order.status)
         return
-    body = f"{short},货款{format_fen(order.total_fen)}将原路退回。"
-    await tell_buyer(session, order, "未成团,已全额退款", body, key=key)
+    told = messages.refunded(name, units, threshold, order.total_fen)
+    await messages.tell_buyer(session, order, told, key=key)
 
 
 async def session_ended(session: AsyncSession, session_id: int, at: datetime) -> None:

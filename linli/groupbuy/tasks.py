@@ -10,8 +10,9 @@ from linli.core.clock import as_utc
 from linli.core.consumers import Consumer
 from linli.core.events import Event
 from linli.core.jobs import Job
-from linli.groupbuy import events, service
+from linli.groupbuy import events, fees, service
 from linli.groupbuy.service import CUTOFF_JOB
+from linli.orders import service as orders
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,9 @@ TYPES = frozenset({events.ORDER_PAID, events.ORDER_REFUNDED, events.ORDER_CANCEL
 
 
 async def handle(session: AsyncSession, event: Event) -> None:
-    """Count a paid order into its group, take a refunded one back out, and start the cutoff of a session
-    that ended without an explicit one. Idempotent (see ``service``): redelivery changes nothing."""
+    """Count a paid order into its group, take a refunded one back out (its delivery fee with it: no
+    longer due, or refunded if paid online), and start the cutoff of a session that ended without an
+    explicit one. Idempotent (see ``service`` and ``fees``): redelivery changes nothing."""
     if event.type == events.SESSION_ENDED:
         if event.session_id is not None:
             await service.session_ended(session, event.session_id, as_utc(event.occurred_at))
@@ -36,6 +38,9 @@ async def handle(session: AsyncSession, event: Event) -> None:
         await service.uncount_order(
             session, event.order_id, reason=f"order {event.order_id} {event.type[6:]}"
         )
+        if event.type == events.ORDER_REFUNDED:
+            order = await orders.get_order(session, event.order_id)
+            await fees.order_refunded(session, order, now=as_utc(event.occurred_at))
 
 
 def count_consumer() -> Consumer:

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.community import service as community_service
 from linli.community.models import Membership, PickupPoint, Store
-from linli.groupbuy import pickup
+from linli.core.i18n import DEFAULT_LOCALE, Message
+from linli.groupbuy import fees, pickup
 from linli.groupbuy import service as groups
-from linli.groupbuy.models import Contribution, DeliveryFee, GroupOrder, GroupState, Outcome
+from linli.groupbuy.models import Contribution, GroupOrder, GroupState, Outcome
 from linli.identity.models import User
 from linli.live.room.purchases import ticker_name
 from linli.orders.models import Fulfilment, Order, OrderStatus
@@ -60,7 +61,7 @@ async def progress(session: AsyncSession, session_id: int, user: User | None) ->
 @dataclass(frozen=True)
 class Step:
     key: str
-    label: str
+    label: str  # in the reader's locale
     at: datetime | None
 
     @property
@@ -82,8 +83,11 @@ class OrderGroupView:
     place_address: str
     fee_fen: int
     fee_status: str | None
+    fee_text: str  # the fee's state in the reader's locale ("" without a fee)
+    fee_payable: bool  # due, on an order still paid: the neighbour may pay it online now
     steps: list[Step]
     promise_text: str
+    units_text: str
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,7 +105,16 @@ class OrderGroupView:
             "place_address": self.place_address,
             "fee_fen": self.fee_fen,
             "fee_status": self.fee_status,
+            "fee": None
+            if self.fee_status is None
+            else {
+                "amount_fen": self.fee_fen,
+                "status": self.fee_status,
+                "text": self.fee_text,
+                "payable": self.fee_payable,
+            },
             "promise_text": self.promise_text,
+            "units_text": self.units_text,
             "steps": [
                 {"key": s.key, "label": s.label, "done": s.done, "at": s.at.isoformat() if s.at else None}
                 for s in self.steps
@@ -109,35 +122,44 @@ class OrderGroupView:
         }
 
 
-def _message(order: Order, group: GroupOrder | None, terms: groups.Terms, picked: int, total: int) -> str:
+def _message(
+    order: Order, group: GroupOrder | None, terms: groups.Terms, picked: int, total: int
+) -> Message | None:
+    """The order's one status line (``groupbuy.status.*``); None for an order not paid yet."""
+
+    def status(key: str, **params: object) -> Message:
+        return Message(f"groupbuy.status.{key}", params)
+
     if order.status == OrderStatus.completed.value:
-        return "已取货,感谢支持!"
+        return status("completed")
     if order.status in (OrderStatus.refunded.value, OrderStatus.refund_requested.value):
-        return "未成团,已全额退款" if group is not None and group.outcome == Outcome.refunded else "已退款"
+        refunded_group = group is not None and group.outcome == Outcome.refunded
+        return status("refunded_group" if refunded_group else "refunded")
     if order.status != OrderStatus.paid.value:
-        return ""
+        return None
     if 0 < picked < total:
-        return f"已取{picked}份,还有{total - picked}份待取"
+        return status("picked_partly", picked=picked, left=total - picked)
     if group is None:
-        return "已付款,到店凭取货码取货" if order.fulfilment == Fulfilment.store.value else "已付款"
+        return status("store_paid" if order.fulfilment == Fulfilment.store.value else "paid")
     left = max(group.threshold - group.units, 0)
     if group.state == GroupState.collecting:
-        return f"已付款,等待本社区集满{group.threshold}份(已集{group.units}份,还差{left}份)"
+        return status("collecting", threshold=group.threshold, units=group.units, left=left)
     if group.state == GroupState.reached:
-        return f"本社区已集齐{group.threshold}份,{terms.promise_text}"
+        return status("reached", threshold=group.threshold, promise=terms.promise)
     if group.state == GroupState.delivered:
-        return "已送达自提点,凭取货码取货"
+        return status("delivered")
     if group.state == GroupState.dispatched:
-        return "配送中,请留意送达通知"
+        return status("dispatched")
     if group.outcome == Outcome.store_pickup:
-        return "未成团,已改为门店自提,凭取货码取货"
+        return status("store_pickup")
     if group.outcome == Outcome.delivery_fee:
-        return "未成团,照常配送到小区自提点"
-    return "已成团,等待配送"
+        return status("delivery_fee")
+    return status("closed")
 
 
-async def order_view(session: AsyncSession, order: Order) -> OrderGroupView:
-    """The order's group progress, pickup code and fulfilment steps, as its owner sees them."""
+async def order_view(session: AsyncSession, order: Order, *, locale: str = DEFAULT_LOCALE) -> OrderGroupView:
+    """The order's group progress, pickup code, delivery fee and fulfilment steps, as its owner sees them,
+    in ``locale``."""
     terms = await groups.terms_of(session, order.session_id)
     group = await session.scalar(
         select(GroupOrder)
@@ -146,7 +168,7 @@ async def order_view(session: AsyncSession, order: Order) -> OrderGroupView:
         .execution_options(populate_existing=True)
     )
     code = await pickup.code_of(session, order.id)
-    fee = await session.get(DeliveryFee, order.id)
+    fee = await fees.fee_of(session, order.id, fresh=True)
     if order.fulfilment == Fulfilment.store.value and order.store_id is not None:
         store = await session.get(Store, order.store_id)
         place_name, place_address = (store.name, store.address) if store else ("", "")
@@ -157,20 +179,24 @@ async def order_view(session: AsyncSession, order: Order) -> OrderGroupView:
         place_name = place_address = ""
     picked = code.units_picked if code is not None else 0
     total = code.units_total if code is not None else order.units
-    steps = [Step("paid", "已付款", order.paid_at)]
+
+    def step(key: str, at: datetime | None) -> Step:
+        return Step(key, Message(f"groupbuy.step.{key}").render(locale), at)
+
+    steps = [step("paid", order.paid_at)]
     if group is not None:
         settled = group.closed_at if group.outcome is not None else None
         steps += [
-            Step("reached", "已成团", group.reached_at or settled),
-            Step("dispatched", "配送中", group.dispatched_at),
-            Step("delivered", "已送达自提点", group.delivered_at),
+            step("reached", group.reached_at or settled),
+            step("dispatched", group.dispatched_at),
+            step("delivered", group.delivered_at),
         ]
-    steps.append(Step("picked_up", "已取货", order.completed_at))
+    steps.append(step("picked_up", order.completed_at))
     show_code = code is not None and order.status == OrderStatus.paid.value
     return OrderGroupView(
         order_id=order.id,
         order_status=order.status,
-        message=_message(order, group, terms, picked, total),
+        message=line.render(locale) if (line := _message(order, group, terms, picked, total)) else "",
         group=group,
         code=code.code if show_code and code is not None else None,
         code_status=code.status if code is not None else None,
@@ -180,8 +206,16 @@ async def order_view(session: AsyncSession, order: Order) -> OrderGroupView:
         place_address=place_address,
         fee_fen=fee.amount_fen if fee is not None else 0,
         fee_status=fee.status if fee is not None else None,
+        fee_text=fees.fee_text(fee, locale) if fee is not None else "",
+        fee_payable=fees.is_payable(fee, order),
         steps=steps,
-        promise_text=terms.promise_text,
+        promise_text=terms.promise.render(locale),
+        units_text=Message(
+            "groupbuy.order.units",
+            {"name": group.community_name, "units": group.units, "threshold": group.threshold},
+        ).render(locale)
+        if group is not None
+        else "",
     )
 
 

@@ -34,6 +34,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
@@ -43,6 +44,7 @@ from linli.community import inbox
 from linli.core.clock import utcnow
 from linli.core.draw import ALGORITHM, commitment, draw, mask_name, new_seed, verify
 from linli.core.events import Subjects, record_event
+from linli.core.i18n import Message, catalog
 from linli.core.jobs import Job, cancel_job, schedule_job
 from linli.identity.models import User
 from linli.live import comments
@@ -58,6 +60,10 @@ from linli.live.models import (
     ModerationKind,
     SessionStatus,
 )
+
+# Inbox texts are message keys: this domain's catalog must be there wherever they are written (the
+# worker process serves no pages).
+catalog.load_dir(Path(__file__).parent / "locales")
 
 STARTED, DRAWN = "lottery.started", "lottery.drawn"
 DRAW_JOB = "live.draw_lottery"
@@ -291,9 +297,10 @@ async def draw_lottery(
             session,
             user_id=user_id,
             kind="lottery_won",
-            title=f"恭喜中奖:{lottery.prize_name}",
-            body=f"你在直播「{live_session.title}」的弹幕抽奖(口令“{lottery.keyword}”)中抽中了"
-            f"{lottery.prize_name}。",
+            message=Message(
+                "live.inbox.lottery_won",
+                {"prize": lottery.prize_name, "session": live_session.title, "keyword": lottery.keyword},
+            ),
             link=f"/live/{lottery.session_id}",
             dedupe_key=f"lottery_won:{lottery.id}",
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,7 @@ from linli.core.clock import as_utc, to_local, utcnow
 from linli.core.consumers import Consumer
 from linli.core.errors import Conflict
 from linli.core.events import Event, Subjects, record_event
+from linli.core.i18n import Message, catalog
 from linli.core.jobs import PENDING, Job, cancel_job, schedule_job
 from linli.identity.models import User
 from linli.live.models import LiveSession, Reservation, SessionStatus
@@ -33,6 +35,10 @@ UNRESERVED = "live.unreserved"
 REMIND = "live.session_reminder"  # job kind
 REMINDER_LEAD = timedelta(minutes=10)
 CONSUMER = "live.reservations"
+# Inbox texts are message keys: this domain's catalog must be there wherever they are written (the
+# worker process serves no pages).
+catalog.load_dir(Path(__file__).parent / "locales")
+
 KIND_REMINDER = "session_reminder"
 KIND_LIVE = "session_live"
 
@@ -204,8 +210,7 @@ async def remind_job(session: AsyncSession, job: Job) -> None:
         session,
         user_ids=await reserver_ids(session, session_id),
         kind=KIND_REMINDER,
-        title=f"开播提醒:{live_session.title}",
-        body=f"你预约的直播将于 {at} 开播,快来直播间。Starts at {at} (Shanghai): {live_session.title}",
+        message=Message("live.inbox.reminder", {"title": live_session.title, "at": at}),
         link=f"/live/{session_id}",
         dedupe_key=f"{REMIND}:{session_id}:{stamp}",
     )
@@ -218,8 +223,7 @@ async def notify_started(session: AsyncSession, live_session: LiveSession) -> in
         session,
         user_ids=await reserver_ids(session, live_session.id),
         kind=KIND_LIVE,
-        title=f"正在直播:{live_session.title}",
-        body=f"你预约的直播开始了,点击进入直播间。Live now: {live_session.title}",
+        message=Message("live.inbox.live_now", {"title": live_session.title}),
         link=f"/live/{live_session.id}",
         dedupe_key=f"{STARTED}:{live_session.id}",
     )

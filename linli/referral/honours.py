@@ -8,6 +8,8 @@ for the community feed. Later conversions that week are counted on the same row.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +18,7 @@ from linli.community import inbox
 from linli.community.models import Community
 from linli.core.clock import to_local
 from linli.core.events import Subjects, record_event
+from linli.core.i18n import Message, catalog
 from linli.identity.models import User
 from linli.live import service as live_service
 from linli.live.models import SessionStatus
@@ -23,7 +26,11 @@ from linli.live.room import service as room_service
 from linli.referral import events
 from linli.referral.models import Conversion, Honour
 
-TITLE = "社区美食推荐官"
+# Inbox texts are message keys: this domain's catalog must be there wherever they are written (the
+# worker process serves no pages).
+catalog.load_dir(Path(__file__).parent / "locales")
+
+TITLE = "社区美食推荐官"  # zh-CN, as the room's notice and the feed's post say it
 INBOX_KIND = "honour"
 
 
@@ -104,8 +111,10 @@ async def _announce(
         session,
         user_id=referrer.id,
         kind=INBOX_KIND,
-        title=text,
-        body=f"你分享的好物这周已经带来新邻居下单了,继续分享冲击本月的分享达人榜吧!({honour.week})",
+        message=Message(
+            "referral.inbox.honour",
+            {"name": name, "honour": Message("referral.inbox.honour_title"), "week": honour.week},
+        ),
         link="/referral/leaderboard",
         dedupe_key=f"referral.honour:{honour.week}",
     )

@@ -190,3 +190,57 @@ def test_the_leader_verifies_a_pickup_on_her_phone(
     finally:
         buyer_context.close()
         op_context.close()
+
+
+def test_a_neighbour_pays_the_delivery_fee_from_the_order_page_on_his_phone(
+    browser: Browser, phone_page: Page, server: Server
+) -> None:
+    """A group closed below its threshold is delivered anyway with a ¥4 fee: 张哥 pays it online from his
+    order page through the sandbox cashier, and the page (then his leader's) shows it paid."""
+    base = server.base_url
+    op_context, operator = _operator(browser, server)
+    try:
+        session_id, item_id = _live_session(operator, server, "集单配送费", threshold=50)
+        terms = operator.request.put(
+            f"{base}/api/v1/admin/groupbuy/sessions/{session_id}/settings",
+            data={"below_policy": "deliver", "delivery_fee_fen": 400, "collect_fee": True},
+        )
+        assert terms.ok, terms.text()
+        zhang = phone_page
+        login(zhang, server, CUSTOMER, next_path="/")
+        order_id = _pay(zhang, server, session_id, item_id, 1)
+        _wait(
+            lambda: zhang.request.get(f"{base}/api/v1/groupbuy/orders/{order_id}").json(),
+            lambda s: s.get("group") is not None,
+        )
+        assert operator.request.post(f"{base}/api/v1/admin/groupbuy/sessions/{session_id}/cutoff").ok
+
+        zhang.goto(f"{base}/orders/{order_id}")
+        fee = zhang.get_by_test_id("gb-fee")
+        expect(fee).to_have_attribute("data-fee-status", "due")
+        expect(zhang.get_by_test_id("gb-fee-text")).to_have_text("配送费 ¥4 待支付")
+        assert zhang.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+        zhang.get_by_test_id("gb-fee-pay").click()
+        zhang.wait_for_url("**/pay/sandbox/**")
+        expect(zhang.get_by_test_id("cashier-amount")).to_have_text("¥4")
+        expect(zhang.get_by_test_id("cashier-what")).to_contain_text(f"订单 {order_id} 的配送费")
+        zhang.get_by_test_id("cashier-pay").click()
+        expect(zhang.get_by_test_id("cashier-paid")).to_be_visible()
+        zhang.get_by_test_id("cashier-back").click()
+        zhang.wait_for_url(f"**/orders/{order_id}")
+        # The notification comes a little later; the page follows on its own.
+        expect(zhang.get_by_test_id("gb-fee")).to_have_attribute(
+            "data-fee-status", "paid_online", timeout=30_000
+        )
+        expect(zhang.get_by_test_id("gb-fee-text")).to_have_text("配送费 ¥4 已在线支付")
+        expect(zhang.get_by_test_id("gb-fee-pay")).to_have_count(0)
+        zhang.screenshot(path=str(server.var_dir / "groupbuy-fee-paid.png"))
+        status = zhang.request.get(f"{base}/api/v1/groupbuy/orders/{order_id}").json()
+        assert status["order_status"] == "paid"  # the fee's payment never touches the order
+        inbox = zhang.request.get(f"{base}/api/v1/me/inbox").json()["items"]
+        assert "配送费已支付" in [i["title"] for i in inbox]
+        zhang.goto(f"{base}/orders/{order_id}?lang=en")
+        expect(zhang.get_by_test_id("gb-fee-text")).to_have_text("Delivery fee of ¥4 paid online")
+        zhang.goto(f"{base}/orders/{order_id}?lang=zh-CN")
+    finally:
+        op_context.close()

@@ -309,3 +309,109 @@ async def _check(url: str, ops: list[tuple[str, object]]) -> None:
 @given(ops=steps)
 def test_counts_follow_deliveries_and_reads(database_url: str, ops: list[tuple[str, object]]) -> None:
     asyncio.run(_check(database_url, ops))
+
+
+class TestLocales:
+    """Items written as a message read in their reader's locale; items written as plain text (every row
+    from before) read as written in every locale."""
+
+    async def _items(self, db: Database, user_id: int) -> dict[str, int]:
+        from linli.core.i18n import Message
+
+        async with db.sessionmaker() as session:
+            keyed = await inbox.notify(
+                session,
+                user_id=user_id,
+                kind="feed_taster",
+                message=Message("community.inbox.taster"),
+                dedupe_key="keyed",
+            )
+            nested = await inbox.notify(
+                session,
+                user_id=user_id,
+                kind="guess_won",
+                message=Message(
+                    "community.inbox.guess_won",
+                    {"prize": Message("community.inbox.a_prize"), "question": "几个?", "answer": "3"},
+                ),
+                dedupe_key="nested",
+            )
+            plain = await inbox.notify(
+                session,
+                user_id=user_id,
+                kind="mention",
+                title="旧消息",
+                body="写成纯文本",
+                dedupe_key="plain",
+            )
+            gone = await inbox.notify(
+                session,
+                user_id=user_id,
+                kind="mention",
+                message=Message("community.inbox.taster"),
+                dedupe_key="gone",
+            )
+            gone.message_key = "community.inbox.no_such_message"  # a key the catalog dropped since
+            await session.commit()
+        return {"keyed": keyed.id, "nested": nested.id, "plain": plain.id, "gone": gone.id}
+
+    async def test_the_same_item_reads_in_zh_cn_and_in_english(
+        self, db: Database, client: httpx.AsyncClient, customer: Caller
+    ) -> None:
+        ids = await self._items(db, customer.user.id)
+        async with db.sessionmaker() as session:
+            row = await session.get(InboxItem, ids["keyed"])
+        assert row is not None
+        # The row keeps the zh-CN text as written, and the key to write it again.
+        assert (row.title, row.message_key, row.message_params) == (
+            "你被邀请成为社区试吃官",
+            "community.inbox.taster",
+            {},
+        )
+
+        def by_id(response: httpx.Response) -> dict[int, tuple[str, str]]:
+            assert response.status_code == 200, response.text
+            return {i["id"]: (i["title"], i["body"]) for i in response.json()["items"]}
+
+        zh = by_id(await client.get("/api/v1/me/inbox", headers=customer.headers))
+        en = by_id(await client.get("/api/v1/me/inbox?lang=en", headers=customer.headers))
+        assert zh[ids["keyed"]][0] == "你被邀请成为社区试吃官"
+        assert en[ids["keyed"]][0] == "You are invited to be a community taster"
+        assert zh[ids["nested"]] == ("你猜中了!奖品", "「几个?」答案是3。")
+        assert en[ids["nested"]] == ("You guessed right! a prize", "“几个?”: the answer is 3.")
+        assert zh[ids["plain"]] == en[ids["plain"]] == ("旧消息", "写成纯文本")
+        assert (
+            zh[ids["gone"]]
+            == en[ids["gone"]]
+            == (
+                "你被邀请成为社区试吃官",
+                "新品上市前你会收到试吃任务,在社区动态里分享你的体验。",
+            )
+        )
+        marked = await client.post(f"/api/v1/me/inbox/{ids['keyed']}/read?lang=en", headers=customer.headers)
+        assert marked.json()["title"] == "You are invited to be a community taster"
+        page = await client.get("/inbox?lang=en", headers={**customer.headers, "Accept": "text/html"})
+        assert "You guessed right! a prize" in page.text
+        assert "旧消息" in page.text
+        page = await client.get("/inbox?lang=zh-CN", headers={**customer.headers, "Accept": "text/html"})
+        assert "你猜中了!奖品" in page.text
+
+    async def test_many_at_once_from_a_message(self, db: Database) -> None:
+        from linli.core.i18n import Message
+
+        async with db.sessionmaker() as session:
+            users = [await make_user(session) for _ in range(3)]
+            added = await inbox.notify_many(
+                session,
+                user_ids=[u.id for u in users],
+                kind="feed_taster_task",
+                message=Message("community.inbox.taster_task_default", {"session": "春日青团节"}),
+                dedupe_key="task:1",
+            )
+            await session.commit()
+            rows = (await session.scalars(select(InboxItem).order_by(InboxItem.id))).all()
+        assert added == 3
+        assert {(r.title, r.message_key) for r in rows} == {
+            ("试吃任务:春日青团节", "community.inbox.taster_task_default")
+        }
+        assert {inbox.shown(r, "en").title for r in rows} == {"Tasting task: 春日青团节"}

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from linli.community import inbox
 from linli.community.models import InboxItem
 from linli.core.clock import to_local, utcnow
 from linli.core.jobs import PENDING, Job
@@ -313,7 +314,13 @@ class TestCutoffPolicies:
         assert fee is not None
         assert (fee.amount_fen, fee.status) == (300, "due")
         [item] = await _inbox(town, buyer.user.id)
-        assert "取货时请向团长支付配送费¥3" in item.body
+        assert "配送费¥3可在订单页在线支付,也可以取货时交给团长" in item.body
+        english = inbox.shown(item, "en")
+        assert english.title == "Below the threshold: delivered anyway"
+        assert (
+            "pay the delivery fee of ¥3 online on the order page, or to the leader at pickup" in english.body
+        )
+        assert len(await town.events(events.FEE_DUE)) == 1
 
     async def test_move_to_store_pickup(self, town: Town) -> None:
         await town.settings(threshold=5, below_policy="store_pickup", fallback_store_id=town.store.id)

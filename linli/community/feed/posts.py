@@ -37,6 +37,7 @@ from linli.community.models import Community, Membership, PickupPoint
 from linli.core.clock import utcnow
 from linli.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from linli.core.events import Subjects, record_event
+from linli.core.i18n import Message
 from linli.core.ratelimit import count_hit
 from linli.core.wordfilter import active_filter
 from linli.identity.models import Role, User
@@ -285,8 +286,7 @@ async def publish_post(
                 session,
                 user_id=user_id,
                 kind=KIND_MENTION,
-                title="有人在社区动态里@了你",
-                body=title,
+                message=Message("community.inbox.mention", {"text": title}),
                 link=f"/c/{community_id}#post-{post.id}",
                 dedupe_key=f"feed.mention:{post.id}",
             )
@@ -722,8 +722,7 @@ async def invite_taster(session: AsyncSession, actor: User, community_id: int, u
         session,
         user_id=user_id,
         kind="feed_taster",
-        title="你被邀请成为社区试吃官",
-        body="新品上市前你会收到试吃任务,在社区动态里分享你的体验。",
+        message=Message("community.inbox.taster"),
         link=f"/c/{community_id}",
         dedupe_key=f"feed.taster:{community_id}",
     )

@@ -42,6 +42,7 @@ from linli.core import draw
 from linli.core.clock import as_utc, to_local, utcnow
 from linli.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from linli.core.events import Event, Subjects, record_event
+from linli.core.i18n import Message
 from linli.core.jobs import Job, cancel_job, schedule_job
 from linli.core.wordfilter import normalise
 from linli.identity.models import Role, User
@@ -387,8 +388,10 @@ async def _assign_tasks(
             session,
             user_id=taster.user_id,
             kind="feed_taster_task",
-            title=f"试吃任务:{campaign.session_title}",
-            body=item.text or "试吃后在社区动态里发布你的体验。",
+            message=Message(
+                "community.inbox.taster_task" if item.text else "community.inbox.taster_task_default",
+                {"session": campaign.session_title, "brief": item.text},
+            ),
             link=f"/c/{community_id}#tasks",
             dedupe_key=f"feed.task:{item.id}",
         )
@@ -496,8 +499,14 @@ async def reveal_topic(
             session,
             user_id=user_id,
             kind="guess_won",
-            title=f"你猜中了!{topic.prize_name or '奖品'}",
-            body=f"「{topic.question}」答案是{answer}。",
+            message=Message(
+                "community.inbox.guess_won",
+                {
+                    "prize": topic.prize_name or Message("community.inbox.a_prize"),
+                    "question": topic.question,
+                    "answer": answer,
+                },
+            ),
             link=f"/c/{guess.community_id}#topic-{topic.id}",
             dedupe_key=f"feed.guess_won:{topic.id}",
         )

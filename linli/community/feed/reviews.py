@@ -24,6 +24,7 @@ from linli.core.clock import utcnow
 from linli.core.consumers import Consumer
 from linli.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from linli.core.events import Event, Subjects, record_event
+from linli.core.i18n import Message
 from linli.identity.models import Role, User
 
 ORDER_COMPLETED = "order.completed"
@@ -82,8 +83,7 @@ async def _on_completed(session: AsyncSession, event: Event) -> None:
             session,
             user_id=event.user_id,
             kind="review_invite",
-            title="已提货,来说说味道吧",
-            body="给你刚提到的商品写条评价,帮邻居们做决定。",
+            message=Message("community.inbox.review_invite"),
             link="/reviews",
             dedupe_key=f"review_invite:{event.order_id}",
         )

@@ -31,6 +31,14 @@ class PaymentStatus(enum.StrEnum):
     refunded = "refunded"
 
 
+class PaymentPurpose(enum.StrEnum):
+    """What a payment pays for. Only ``order`` moves the order (paid, stock sold); any other purpose is
+    settled by the handler a higher domain registers for it (``purposes.register_purpose``)."""
+
+    order = "order"  # the order's own total
+    delivery_fee = "delivery_fee"  # a below-threshold group's delivery fee, paid after the order
+
+
 class RefundStatus(enum.StrEnum):
     requested = "requested"  # stored, the provider not yet told (or its answer not yet in)
     processing = "processing"  # the provider accepted it; its result comes by notification
@@ -42,6 +50,7 @@ class RefundCause(enum.StrEnum):
     order_refund = "order_refund"  # an operator approved the order's refund
     paid_after_expiry = "paid_after_expiry"  # the money came after the order had expired
     not_payable = "not_payable"  # the order could not take this payment (cancelled, paid by another)
+    fee_refund = "fee_refund"  # a payment of another purpose returned along with its order's refund
 
 
 class NotificationOutcome(enum.StrEnum):
@@ -59,12 +68,16 @@ def _known(values: type[enum.StrEnum]) -> str:
 
 
 class Payment(IdMixin, TimestampMixin, Base):
-    """One attempt to pay an order through one provider; ``out_trade_no`` is our id at the provider."""
+    """One attempt to pay an order (or something tied to it: ``purpose``) through one provider;
+    ``out_trade_no`` is our id at the provider."""
 
     __tablename__ = "payments"
 
     order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id"), index=True)
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(
+        String(16), default=PaymentPurpose.order.value, server_default=PaymentPurpose.order.value
+    )
     provider: Mapped[str] = mapped_column(String(16))
     # How the client pays with this provider (sandbox: cashier; WeChat: jsapi or h5): one open
     # payment per order, provider and scene, because a provider fixes the scene of an out_trade_no.
@@ -81,10 +94,12 @@ class Payment(IdMixin, TimestampMixin, Base):
 
     __table_args__ = (
         UniqueConstraint("provider", "provider_ref"),
-        # One open payment per order, provider and scene: parallel taps on "pay" share one out_trade_no.
+        # One open payment per order, purpose, provider and scene: parallel taps on "pay" share one
+        # out_trade_no (and paying an order's delivery fee never reuses the order's own payment).
         Index(
             "uq_payments_open_per_scene",
             "order_id",
+            "purpose",
             "provider",
             "scene",
             unique=True,
@@ -92,6 +107,7 @@ class Payment(IdMixin, TimestampMixin, Base):
             postgresql_where=text("status IN ('created', 'failed')"),
         ),
         CheckConstraint(f"status IN ({_known(PaymentStatus)})", name="status_known"),
+        CheckConstraint(f"purpose IN ({_known(PaymentPurpose)})", name="purpose_known"),
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_within_amount"),
     )

@@ -40,6 +40,8 @@ class CheckoutRead(BaseModel):
 class PaymentRead(BaseModel):
     id: int
     order_id: int
+    # "order" (the order's total) or "delivery_fee" (a below-threshold group's delivery fee).
+    purpose: str
     provider: str
     scene: Scene
     out_trade_no: str
@@ -56,6 +58,7 @@ class PaymentRead(BaseModel):
         return cls(
             id=payment.id,
             order_id=payment.order_id,
+            purpose=payment.purpose,
             provider=payment.provider,
             scene=Scene(payment.scene),
             out_trade_no=payment.out_trade_no,

@@ -26,7 +26,7 @@ from linli.core.jobs import schedule_job
 from linli.orders import errors as order_errors
 from linli.orders import service as orders
 from linli.orders.models import Order
-from linli.orders.payments import events
+from linli.orders.payments import events, purposes
 from linli.orders.payments.errors import (
     NothingToRefund,
     NotificationAmountMismatch,
@@ -37,6 +37,7 @@ from linli.orders.payments.models import (
     NotificationOutcome,
     Payment,
     PaymentNotification,
+    PaymentPurpose,
     PaymentStatus,
     Refund,
     RefundCause,
@@ -78,34 +79,39 @@ async def open_payment(
     *,
     provider: PaymentProvider,
     scene: Scene,
+    purpose: PaymentPurpose = PaymentPurpose.order,
+    amount_fen: int | None = None,
     out_trade_no: str | None = None,
     checkout: Checkout | None = None,
 ) -> Payment:
-    """The order's open payment with ``provider`` in ``scene``, created (with ``payment.created``) if none
-    — with ``out_trade_no`` and ``checkout`` when the caller already has them (a provider whose checkout
-    needs nobody else, ``local_checkout``).
+    """The order's open payment for ``purpose`` with ``provider`` in ``scene``, created (with
+    ``payment.created``) if none: of the order's total, or of ``amount_fen`` for another purpose — with
+    ``out_trade_no`` and ``checkout`` when the caller already has them (a provider whose checkout needs
+    nobody else, ``local_checkout``).
 
-    One open payment per order, provider and scene (a unique partial index), so retries and parallel
-    taps reuse one ``out_trade_no`` and the provider sees one payment. A new one is one statement."""
+    One open payment per order, purpose, provider and scene (a unique partial index), so retries and
+    parallel taps reuse one ``out_trade_no`` and the provider sees one payment. A new one is one
+    statement."""
     payment = await insert_unless_taken(
         session,
         Payment,
         {
             "order_id": order.id,
             "user_id": order.user_id,
+            "purpose": purpose.value,
             "provider": provider.name,
             "scene": scene.value,
             "out_trade_no": out_trade_no or new_out_trade_no(),
-            "amount_fen": order.total_fen,
+            "amount_fen": order.total_fen if amount_fen is None else amount_fen,
             "status": PaymentStatus.created.value,
             "checkout": checkout.as_dict() if checkout is not None else None,
             "refunded_fen": 0,
         },
-        key=["order_id", "provider", "scene"],
+        key=["order_id", "purpose", "provider", "scene"],
         where=Payment.status.in_(OPEN_STATUSES),
     )
     if payment is None:
-        existing = await _open_payment_of(session, order.id, provider.name, scene)
+        existing = await _open_payment_of(session, order.id, provider.name, scene, purpose)
         if existing is None:
             raise RuntimeError(f"order {order.id} has an open {provider.name} payment that cannot be read")
         return existing
@@ -116,6 +122,7 @@ async def open_payment(
         subjects=Subjects(user_id=order.user_id, order_id=order.id, session_id=order.session_id),
         payload={
             "payment_id": payment.id,
+            "purpose": payment.purpose,
             "provider": payment.provider,
             "scene": payment.scene,
             "out_trade_no": payment.out_trade_no,
@@ -126,10 +133,15 @@ async def open_payment(
 
 
 async def _open_payment_of(
-    session: AsyncSession, order_id: int, provider: str, scene: Scene
+    session: AsyncSession,
+    order_id: int,
+    provider: str,
+    scene: Scene,
+    purpose: PaymentPurpose = PaymentPurpose.order,
 ) -> Payment | None:
     query = select(Payment).where(
         Payment.order_id == order_id,
+        Payment.purpose == purpose.value,
         Payment.provider == provider,
         Payment.scene == scene.value,
         Payment.status.in_(OPEN_STATUSES),
@@ -359,6 +371,8 @@ async def _apply_payment_notification(
         )
         return NotificationOutcome.amount_mismatch, detail
 
+    # Another purpose's handler must be here before any money is taken for it (else: 503, retried).
+    handler = purposes.handler_for(payment.purpose) if payment.purpose != PaymentPurpose.order else None
     succeeded = (
         await session.execute(
             update(Payment)
@@ -401,9 +415,44 @@ async def _apply_payment_notification(
             "out_trade_no": payment.out_trade_no,
             "provider_ref": payment.provider_ref,
             "amount_fen": payment.amount_fen,
+            "purpose": payment.purpose,
         },
     )
+    if handler is not None:
+        return await _settle_purpose(
+            session, handler, payment, now=now, refund_max_attempts=refund_max_attempts
+        )
     return await _settle_order(session, payment, record, now=now, refund_max_attempts=refund_max_attempts)
+
+
+async def _settle_purpose(
+    session: AsyncSession,
+    handler: purposes.PurposeHandler,
+    payment: Payment,
+    *,
+    now: datetime,
+    refund_max_attempts: int,
+) -> tuple[NotificationOutcome, str]:
+    """Hand a payment of another purpose to its handler; the order is never touched. Money the handler
+    refuses (nothing is due any more, it was paid another way) goes back through the provider."""
+    try:
+        async with session.begin_nested():
+            detail = await handler.paid(session, payment, now=now)
+        return NotificationOutcome.applied, detail
+    except LinliError as exc:
+        why = exc.message
+    log.warning(
+        "%s payment %s cannot be taken (%s): refunding it", payment.purpose, payment.out_trade_no, why
+    )
+    await start_refund(
+        session,
+        payment,
+        amount_fen=payment.amount_fen,
+        cause=RefundCause.not_payable,
+        reason="无需支付,自动退款",
+        max_attempts=refund_max_attempts,
+    )
+    return NotificationOutcome.refunding, why
 
 
 async def _settle_order(
@@ -570,6 +619,7 @@ async def refund_order_payment(
         select(Payment)
         .where(
             Payment.order_id == order_id,
+            Payment.purpose == PaymentPurpose.order.value,
             Payment.status.in_((PaymentStatus.succeeded.value, PaymentStatus.refunded.value)),
             Payment.refunded_fen < Payment.amount_fen,
         )
@@ -673,6 +723,10 @@ async def settle_refund(
             subjects=Subjects(user_id=payment.user_id, order_id=refund.order_id),
             payload={"refund_id": refund.id, "out_refund_no": refund.out_refund_no, "cause": refund.cause},
         )
+        if payment.purpose != PaymentPurpose.order:
+            await purposes.handler_for(payment.purpose).refund_settled(
+                session, refund, payment, succeeded=False, now=now
+            )
         return True
     moved = await session.execute(
         update(Refund)
@@ -710,7 +764,11 @@ async def settle_refund(
             "cause": refund.cause,
         },
     )
-    if refund.cause == RefundCause.order_refund.value:
+    if payment.purpose != PaymentPurpose.order:
+        await purposes.handler_for(payment.purpose).refund_settled(
+            session, refund, payment, succeeded=True, now=now
+        )
+    elif refund.cause == RefundCause.order_refund.value:
         await orders.mark_refunded(
             session, refund.order_id, provider_ref=refund.provider_ref or refund.out_refund_no
         )

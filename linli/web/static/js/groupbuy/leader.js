@@ -31,6 +31,7 @@ if (box) {
     const parts = [fill(text.ok, { buyer: d.buyer, units: d.units_now })];
     if (d.units_left) parts.push(fill(text.partial, { left: d.units_left }));
     if (d.fee_collected_fen) parts.push(fill(text.fee, { amount: `¥${(d.fee_collected_fen / 100).toFixed(2)}` }));
+    else if (d.fee_status === "paid_online") parts.push(text.fee_online);
     show(true, parts.join(" · "));
     codeInput.value = "";
     unitsInput.value = "";
