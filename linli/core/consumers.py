@@ -56,6 +56,10 @@ class Consumer:
     types: frozenset[str] | None = None
     # A new consumer starts at the end of the log unless it must see history (BI rollups do).
     from_beginning: bool = True
+    # Consumers in the same lane run one after another; each lane runs on its own. A consumer someone
+    # is watching the clock for (the live room's) gets a lane of its own, so its latency is its own pass
+    # and not the sum of every other consumer's.
+    lane: str = "default"
 
 
 @dataclass

@@ -7,6 +7,7 @@ be idempotent. A keyed job is unique: scheduling the same key twice returns the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -151,41 +152,58 @@ async def run_due_jobs(
     now: datetime | None = None,
     lease_seconds: int = 60,
     limit: int = 50,
+    concurrency: int = 8,
 ) -> int:
-    """Fire every job due by ``now``; each runs in its own transaction with its completion."""
+    """Fire every job due by ``now`` (up to ``limit``); each runs in its own transaction with its
+    completion, up to ``concurrency`` at a time — jobs are independent, and many wait on another party
+    (a notification's receiver, a provider), so running them one after another made the slowest answer
+    everyone's pace."""
     now = now or utcnow()
     jobs = await _claim(db, now, timedelta(seconds=lease_seconds), limit)
-    for claimed in jobs:
-        handler = registry.handlers.get(claimed.kind)
-        async with db.sessionmaker() as session:
-            job = await session.get(Job, claimed.id)
-            assert job is not None
-            try:
-                if handler is None:
-                    raise LookupError(f"no handler for job kind {job.kind!r}")
-                await handler(session, job)
-                job.status = DONE
-                job.finished_at = utcnow()
-                job.locked_until = None
-                await session.commit()
-                continue
-            except Exception as exc:
-                log.exception("job %s (%s) failed, attempt %s", job.id, job.kind, job.attempts)
-                await session.rollback()
-                error = f"{type(exc).__name__}: {exc}"
-        async with db.sessionmaker() as session:
-            job = await session.get(Job, claimed.id)
-            assert job is not None
-            job.last_error = error
-            job.locked_until = None
-            if job.attempts >= job.max_attempts:
-                job.status = FAILED
-                job.finished_at = utcnow()
-            else:
-                job.status = PENDING
-                job.run_at = now + _backoff(job.attempts)
-            await session.commit()
+    if len(jobs) <= 1 or concurrency <= 1:
+        for claimed in jobs:
+            await _run_claimed(db, registry, claimed, now)
+        return len(jobs)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def run(claimed: Job) -> None:
+        async with gate:
+            await _run_claimed(db, registry, claimed, now)
+
+    await asyncio.gather(*(run(claimed) for claimed in jobs))
     return len(jobs)
+
+
+async def _run_claimed(db: Database, registry: JobRegistry, claimed: Job, now: datetime) -> None:
+    handler = registry.handlers.get(claimed.kind)
+    async with db.sessionmaker() as session:
+        job = await session.get(Job, claimed.id)
+        assert job is not None
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            await handler(session, job)
+            job.status = DONE
+            job.finished_at = utcnow()
+            job.locked_until = None
+            await session.commit()
+            return
+        except Exception as exc:
+            log.exception("job %s (%s) failed, attempt %s", job.id, job.kind, job.attempts)
+            await session.rollback()
+            error = f"{type(exc).__name__}: {exc}"
+    async with db.sessionmaker() as session:
+        job = await session.get(Job, claimed.id)
+        assert job is not None
+        job.last_error = error
+        job.locked_until = None
+        if job.attempts >= job.max_attempts:
+            job.status = FAILED
+            job.finished_at = utcnow()
+        else:
+            job.status = PENDING
+            job.run_at = now + _backoff(job.attempts)
+        await session.commit()
 
 
 async def next_run_at(db: Database) -> datetime | None:

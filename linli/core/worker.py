@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from linli.core.consumers import consume
+from linli.core.consumers import Consumer, consume
 from linli.core.jobs import run_due_jobs
 from linli.core.runtime import Runtime
 
@@ -22,24 +22,34 @@ class BackgroundWorker:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.tasks: list[asyncio.Task[None]] = []
-        self.wake = asyncio.Event()
+        self.wakes: dict[str, asyncio.Event] = {}
         self.stopping = asyncio.Event()
 
     def start(self) -> None:
         self.stopping.clear()
+        lanes: dict[str, list[Consumer]] = {}
+        for consumer in self.runtime.consumers:
+            lanes.setdefault(consumer.lane, []).append(consumer)
+        self.wakes = {lane: asyncio.Event() for lane in lanes}
         self.tasks = [
-            asyncio.create_task(self._consume(), name="linli-consumers"),
+            *(
+                asyncio.create_task(
+                    self._consume(consumers, self.wakes[lane]), name=f"linli-consumers-{lane}"
+                )
+                for lane, consumers in lanes.items()
+            ),
             asyncio.create_task(self._timers(), name="linli-timers"),
         ]
 
     def poke(self) -> None:
-        """Something was just committed: look sooner than the poll interval."""
-        self.wake.set()
+        """Something was just committed: look sooner than the poll interval (every lane)."""
+        for wake in self.wakes.values():
+            wake.set()
 
     async def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Finish the work in hand (up to ``grace_seconds``), then end the loops."""
         self.stopping.set()
-        self.wake.set()
+        self.poke()
         if self.tasks:
             _, unfinished = await asyncio.wait(self.tasks, timeout=grace_seconds)
             for task in unfinished:
@@ -64,8 +74,8 @@ class BackgroundWorker:
         if wake is not None:
             wake.clear()
 
-    async def _consume(self) -> None:
-        """Passes over the consumers: on a poke after a commit that appended events, and at least every
+    async def _consume(self, consumers: list[Consumer], wake: asyncio.Event) -> None:
+        """Passes over one lane's consumers: on a poke after a commit that appended events, and at least every
         ``consumer_poll_seconds`` (events other processes wrote wake nobody here).
 
         A consumer whose last pass only stepped over other types' events (a comment, to the reservations
@@ -89,16 +99,16 @@ class BackgroundWorker:
             ):
                 seen_commits, polled = commits, now
                 # Something moved: look again at once (a consumer may be a whole batch behind).
-                again = await self._pass(resting, now) > 0
+                again = await self._pass(consumers, resting, now) > 0
                 if again:
                     continue
             due = min([polled + settings.consumer_poll_seconds, *resting.values()])
-            await self._sleep(due - loop.time(), wake=self.wake)
+            await self._sleep(due - loop.time(), wake=wake)
 
-    async def _pass(self, resting: dict[str, float], now: float) -> int:
+    async def _pass(self, consumers: list[Consumer], resting: dict[str, float], now: float) -> int:
         settings = self.runtime.settings
         moved = 0
-        for consumer in self.runtime.consumers:
+        for consumer in consumers:
             if self.stopping.is_set():
                 break
             if resting.get(consumer.name, now) > now:

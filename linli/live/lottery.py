@@ -287,6 +287,7 @@ async def draw_lottery(
             "prize_coupon_template_id": lottery.prize_coupon_template_id,
             "winner_user_ids": winners,
             "winners": [{"user_id": u, "name": mask_name(names.get(u, ""))} for u in winners],
+            "winner_count": lottery.winner_count,
             "entry_count": len(entries),
             "seed": lottery.seed,
             "seed_hash": lottery.seed_hash,
@@ -406,6 +407,7 @@ def room_message(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "lottery_drawn",
         **common,
+        "winner_count": payload.get("winner_count"),
         "winners": [w["name"] for w in payload["winners"]],
         "entry_count": payload["entry_count"],
         "seed": payload["seed"],
@@ -423,6 +425,37 @@ def started_message(lottery: Lottery) -> dict[str, Any]:
             "seed_hash": lottery.seed_hash,
             "winner_count": lottery.winner_count,
             "ends_at": lottery.ends_at.isoformat(),
+        },
+    )
+
+
+async def room_view(session: AsyncSession, lottery: Lottery) -> dict[str, Any]:
+    """A lottery as the room's last message about it: ``lottery_started`` while it runs, ``lottery_drawn``
+    (masked winners in draw order, the seed) once drawn — what a joining viewer is sent in the room's
+    state, so nobody has to ask for it."""
+    if lottery.status != LotteryStatus.drawn:
+        return started_message(lottery)
+    winners = list(
+        (
+            await session.scalars(
+                select(LotteryWinner.user_id)
+                .where(LotteryWinner.lottery_id == lottery.id)
+                .order_by(LotteryWinner.rank)
+            )
+        ).all()
+    )
+    names = await _names(session, winners)
+    return room_message(
+        DRAWN,
+        {
+            "lottery_id": lottery.id,
+            "keyword": lottery.keyword,
+            "prize_name": lottery.prize_name,
+            "seed_hash": lottery.seed_hash,
+            "winners": [{"name": mask_name(names.get(u, ""))} for u in winners],
+            "winner_count": lottery.winner_count,
+            "entry_count": lottery.entry_count,
+            "seed": lottery.seed,
         },
     )
 

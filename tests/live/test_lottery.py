@@ -440,6 +440,43 @@ async def test_the_room_hears_of_it(client: httpx.AsyncClient, db: Database, roo
     assert "winner_user_ids" not in drawn_message
 
 
+async def test_a_joining_viewer_is_sent_the_lottery_with_the_rooms_state(
+    client: httpx.AsyncClient, db: Database, room: Room
+) -> None:
+    """No viewer has to ask: the join state carries the running lottery, then the drawn one."""
+    from linli.live.room.fanout import Room as LiveRoom
+    from linli.live.room.fanout import RoomRegistry
+    from linli.live.room.service import load_snapshot
+
+    async def joined() -> dict[str, object] | None:
+        async with db.sessionmaker() as session:
+            snapshot = await load_snapshot(session, room.session_id)
+        viewers_room = LiveRoom(RoomRegistry(None), room.session_id)  # type: ignore[arg-type]
+        viewers_room.apply_snapshot(snapshot)
+        state = viewers_room.state_message()
+        return state["lottery"]  # type: ignore[return-value]
+
+    assert await joined() is None
+    started = await _start(client, room, winner_count=2)
+    running = await joined()
+    assert running is not None
+    assert (running["type"], running["lottery_id"], running["keyword"]) == (
+        "lottery_started",
+        started["id"],
+        "麦香青团",
+    )
+    assert running["seed_hash"] == started["seed_hash"]
+    assert "seed" not in running
+    await _comment(client, room, room.neighbours[0], "麦香青团")
+    await client.post(_host(room, f"/{started['id']}/draw"), headers=room.host.headers)
+    drawn = await joined()
+    assert drawn is not None
+    assert drawn["type"] == "lottery_drawn"
+    assert (drawn["winners"], drawn["entry_count"], drawn["winner_count"]) == (["李*华"], 1, 2)
+    assert hashlib.sha256(str(drawn["seed"]).encode()).hexdigest() == started["seed_hash"]
+    assert "winner_user_ids" not in drawn
+
+
 async def test_a_winner_is_told_in_the_inbox_once(db: Database, room: Room) -> None:
     async with db.sessionmaker() as session:
         lone = await make_user(session, nickname="孙丽")

@@ -200,3 +200,14 @@ def test_wire_frames() -> None:
     assert ws_text_frame(b"hi") == b"\x81\x02hi"
     assert ws_text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"
     assert ws_text_frame(b"x" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")
+
+
+def test_a_crowded_room_sends_fewer_frames_a_second() -> None:
+    """100 ms between frames for a small room, stretching to 200 ms as it fills (each frame is one write
+    per viewer); a configuration without a stretch keeps its one period."""
+    config = RoomConfig()
+    assert config.period(0) == pytest.approx(0.1)
+    assert config.period(5_000) == pytest.approx(0.15)
+    assert config.period(10_000) == pytest.approx(0.2)
+    assert config.period(50_000) == pytest.approx(0.2)
+    assert RoomConfig(tick_seconds=3600).period(10_000) == 3600

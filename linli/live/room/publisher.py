@@ -118,4 +118,6 @@ def room_consumer(hub: Hub) -> Consumer:
             await hub.publish(channel(event.session_id), encode(envelope))
 
     # A new consumer starts at the end of the log: rooms show what happens from now on, not the history.
-    return Consumer(name="live.room", handler=publish, types=ROOM_EVENTS, from_beginning=False)
+    # Its own lane: a comment reaches the room after this consumer's pass alone, not after every other
+    # consumer's that a commit woke too.
+    return Consumer(name="live.room", handler=publish, types=ROOM_EVENTS, from_beginning=False, lane="room")

@@ -177,7 +177,7 @@ class Snapshot:
     comments: list[dict[str, Any]]
     banned_user_ids: set[int] = field(default_factory=set)
     banned_anonymous_ids: set[str] = field(default_factory=set)
-    # The running keyword lottery, as its ``lottery_started`` message (None when none runs).
+    # The room's keyword lottery — running, else the latest drawn — as its last message (None: never one).
     lottery: dict[str, Any] | None = None
     # Each community's group-order progress, keyed by community id (``progress.latest``).
     progress: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -197,7 +197,7 @@ async def load_snapshot(session: AsyncSession, session_id: int) -> Snapshot:
         raise SessionNotFound(f"no live room for session {session_id}", session_id=session_id)
     recent = await comments.recent_comments(session, session_id)
     bans = await comments.banned_in(session, session_id)
-    running = await lottery.running_lottery(session, session_id)
+    shown = await lottery.current_lottery(session, session_id)
     return Snapshot(
         seq=seq,
         session=session_view(live_session),
@@ -207,7 +207,7 @@ async def load_snapshot(session: AsyncSession, session_id: int) -> Snapshot:
         comments=[comment_message(comments.comment_payload(c)) for c in recent],
         banned_user_ids=set(bans.user_ids),
         banned_anonymous_ids=set(bans.anonymous_ids),
-        lottery=lottery.started_message(running) if running is not None else None,
+        lottery=await lottery.room_view(session, shown) if shown is not None else None,
         progress=await progress.latest(session, session_id),
     )
 

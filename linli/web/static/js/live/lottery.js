@@ -1,7 +1,7 @@
 // The room's keyword lottery: what to comment, the prize and a countdown while it runs; the masked
 // winners, the revealed seed and a link to the public entry list once drawn. Messages arrive through
-// room.js (a "live:message" event on the room), the current lottery is read once on load and again after
-// a reconnect (a fresh "state"), and polled while a draw is due but not yet heard of.
+// room.js (a "live:message" event on the room); the room's state (on join and after a reconnect) carries
+// the current one, and it is polled while a draw is due but not yet heard of.
 import { el, postJSON } from "./channel.js";
 
 const box = document.querySelector("[data-testid=lottery]");
@@ -88,21 +88,33 @@ if (box && room) {
     }
   }
 
+  const showStarted = (m) => {
+    current = { ...m, id: m.lottery_id, status: "running", winners: [], seed: null, entry_count: null };
+    render();
+  };
+  const showDrawn = (m) => {
+    current = {
+      ...(current && current.id === m.lottery_id ? current : {}),
+      ...m,
+      id: m.lottery_id,
+      status: "drawn",
+    };
+    render();
+  };
+
   room.addEventListener("live:message", (event) => {
     const m = event.detail;
     if (m.type === "state") {
-      load();
+      // The room's state carries its lottery (running, else the latest drawn): nothing to ask for.
+      if (!m.lottery) {
+        current = null;
+        box.hidden = true;
+      } else if (m.lottery.type === "lottery_drawn") showDrawn(m.lottery);
+      else showStarted(m.lottery);
     } else if (m.type === "lottery_started") {
-      current = { ...m, id: m.lottery_id, status: "running", winners: [], seed: null, entry_count: null };
-      render();
+      showStarted(m);
     } else if (m.type === "lottery_drawn") {
-      current = {
-        ...(current && current.id === m.lottery_id ? current : {}),
-        ...m,
-        id: m.lottery_id,
-        status: "drawn",
-      };
-      render();
+      showDrawn(m);
     }
   });
 
@@ -118,5 +130,4 @@ if (box && room) {
   });
 
   setInterval(countdown, 1000);
-  load();
 }
