@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -231,15 +232,35 @@ def _free_port() -> int:
 
 
 @contextmanager
-def app_processes(env: dict[str, str], count: int, workdir: Path) -> Iterator[list[App]]:
-    """``count`` × ``linli serve`` (the way the platform is deployed: uvicorn, one process each)."""
+def app_processes(
+    env: dict[str, str], count: int, workdir: Path, profile: Path | None = None
+) -> Iterator[list[App]]:
+    """``count`` × ``linli serve`` (the way the platform is deployed: uvicorn, one process each);
+    under py-spy (raw stacks into ``profile``) when asked."""
     apps = []
     try:
         for index in range(count):
             port = _free_port()
             log = (workdir / f"app{index}.log").open("w")
+            command = [sys.executable, "-m", "linli.cli", "serve", "--port", str(port), "--no-seed"]
+            if profile is not None:
+                py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+                out = profile.with_name(f"{profile.stem}-app{index}.txt")
+                command = [
+                    py_spy,
+                    "record",
+                    "--subprocesses",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "-o",
+                    str(out),
+                    "--",
+                    *command,
+                ]
             process = subprocess.Popen(
-                [sys.executable, "-m", "linli.cli", "serve", "--port", str(port), "--no-seed"],
+                command,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -259,7 +280,7 @@ def app_processes(env: dict[str, str], count: int, workdir: Path) -> Iterator[li
         yield apps
     finally:
         for app in apps:
-            app.process.terminate()
+            app.process.send_signal(signal.SIGINT if profile is not None else signal.SIGTERM)
         for app in apps:
             try:
                 app.process.wait(timeout=15)
@@ -445,7 +466,11 @@ def run(args: argparse.Namespace, database_url: str, workdir: Path) -> None:
     say(HEADER)
     for label, processes, run_env in runs:
         for n in sizes:
-            with app_processes(run_env, processes, workdir) as apps:
+            profile = None
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                profile = args.profile / f"{label.replace(' ', '').replace('+', '')}-{n}.txt"
+            with app_processes(run_env, processes, workdir, profile) as apps:
                 result = measure(apps, token, session_id, n, seconds)
             say(_row(label, result))
             if any(code.startswith("5") for code in result["refused"]):
@@ -474,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", help="also run two app processes behind this Redis (needs PostgreSQL)")
     parser.add_argument("--two-only", action="store_true", help="only the two-process run")
     parser.add_argument("--database-url", help="PostgreSQL (asyncpg URL): a scratch database on it is used")
+    parser.add_argument("--profile", type=Path, help="run the apps under py-spy, raw stacks into DIR")
     parser.add_argument("--keep-logs", action="store_true", help="keep the apps' logs (prints where)")
     args = parser.parse_args(argv)
 

@@ -113,6 +113,7 @@ def worker() -> None:
     """Run the event consumers and durable timers outside the app processes.
 
     Start app processes with LINLI_RUN_WORKERS_IN_APP=false when you run this."""
+    from linli.core.heap import settle_heap
     from linli.core.observability import configure_logging
     from linli.core.runtime import Runtime
     from linli.core.worker import BackgroundWorker
@@ -127,6 +128,7 @@ def worker() -> None:
         await runtime.start()
         background = BackgroundWorker(runtime)
         background.start()
+        settle_heap()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

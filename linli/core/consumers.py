@@ -107,6 +107,8 @@ class Pass:
 
     passed: int = 0
     handled: int = 0
+    # Another runner (another process) held the consumer's cursor: it is busy there right now.
+    elsewhere: bool = False
 
 
 async def run_consumer_once(
@@ -152,7 +154,7 @@ async def _deliver(
     cursor = await _load_cursor(session, consumer)
     if cursor is None:
         await session.rollback()
-        return Pass()
+        return Pass(elsewhere=True)
     events = await read_events(session, Position(cursor.txid, cursor.event_id), limit=batch_size)
     # The cursor row is written once, at the end: touching it per event would make every savepoint
     # below flush an UPDATE of it first.

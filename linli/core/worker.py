@@ -12,6 +12,9 @@ from linli.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# How soon to look again when another process held a consumer's cursor.
+BUSY_ELSEWHERE_SECONDS = 0.02
+
 
 class BackgroundWorker:
     """Runs every registered consumer and the durable timers until stopped.
@@ -99,15 +102,27 @@ class BackgroundWorker:
             ):
                 seen_commits, polled = commits, now
                 # Something moved: look again at once (a consumer may be a whole batch behind).
-                again = await self._pass(consumers, resting, now) > 0
+                moved, elsewhere = await self._pass(consumers, resting, now)
+                again = moved > 0
                 if again:
+                    continue
+                if elsewhere:
+                    # Another process holds a cursor (it passed what it found, or it polled while we
+                    # were poked): look again in a moment rather than at the next poll, or what we were
+                    # poked about waits for that process's next pass.
+                    await self._sleep(BUSY_ELSEWHERE_SECONDS, wake=wake)
+                    again = True
                     continue
             due = min([polled + settings.consumer_poll_seconds, *resting.values()])
             await self._sleep(due - loop.time(), wake=wake)
 
-    async def _pass(self, consumers: list[Consumer], resting: dict[str, float], now: float) -> int:
+    async def _pass(
+        self, consumers: list[Consumer], resting: dict[str, float], now: float
+    ) -> tuple[int, bool]:
+        """One pass over the lane: events passed, and whether a cursor was busy in another process."""
         settings = self.runtime.settings
         moved = 0
+        elsewhere = False
         for consumer in consumers:
             if self.stopping.is_set():
                 break
@@ -125,11 +140,12 @@ class BackgroundWorker:
                 log.exception("consumer %s pass failed", consumer.name)
                 continue
             moved += result.passed
+            elsewhere = elsewhere or result.elsewhere
             if result.passed and not result.handled and result.passed < settings.consumer_batch_size:
                 resting[consumer.name] = now + settings.consumer_poll_seconds
             else:
                 resting.pop(consumer.name, None)
-        return moved
+        return moved, elsewhere
 
     async def _timers(self) -> None:
         settings = self.runtime.settings

@@ -4,9 +4,12 @@ month-end close timer (``leaderboard.close_month_job``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -96,7 +99,11 @@ class Prerenderer:
 
 
 def _lowest_priority() -> None:
+    """The drawing process's start: the lowest CPU priority, and (Linux) ended with the app process
+    that started it, however that one ends — never an orphan holding memory."""
     os.nice(19)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def prerenderer_of(runtime: Runtime) -> Prerenderer:

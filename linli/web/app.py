@@ -20,6 +20,7 @@ from linli import catalog, community, groupbuy, identity, live, orders, referral
 from linli.core.config import Settings, get_settings
 from linli.core.consumers import ensure_cursors
 from linli.core.errors import install_error_handlers
+from linli.core.heap import settle_heap
 from linli.core.i18n import catalog as messages
 from linli.core.i18n import negotiate
 from linli.core.observability import RequestIdMiddleware, configure_logging
@@ -56,7 +57,9 @@ def register_background_work(runtime: Runtime) -> None:
             register(runtime)
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, runtime: Runtime | None = None, server_process: bool = False
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(json=settings.log_json)
     _register_ui()
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if settings.run_workers_in_app:
             app.state.worker = BackgroundWorker(rt)
             app.state.worker.start()
+        if server_process:
+            settle_heap()
         try:
             yield
         finally:

@@ -2,4 +2,4 @@
 
 from linli.web.app import create_app
 
-app = create_app()
+app = create_app(server_process=True)

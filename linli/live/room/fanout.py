@@ -52,12 +52,12 @@ NODE = uuid.uuid4().hex[:12]
 @dataclass
 class RoomConfig:
     # One frame every ``tick_seconds`` for a small room, stretching towards ``max_tick_seconds`` as its
-    # viewers here reach ``crowd``: a frame costs one socket write per viewer (~13 µs each on loopback,
-    # measured), so 10,000 viewers at 150 ms took a whole core and the frames fell behind; at 200 ms
-    # they keep their cadence with room to spare, and every message still waits at most one frame.
+    # viewers here reach ``crowd``: a frame costs one socket write per viewer (13 µs each on loopback
+    # alone, 20–27 µs measured in the fan-out benchmark beside its clients), so 5,000 viewers of one
+    # process at 150 ms took a whole core and the frames fell behind.
     tick_seconds: float = 0.1
     max_tick_seconds: float = 0.2
-    crowd: int = 10_000
+    crowd: int = 5_000
 
     def period(self, viewers: int) -> float:
         """Seconds between two frames of a room with ``viewers`` here."""
@@ -77,7 +77,7 @@ class RoomConfig:
     linger_seconds: float = 30.0
     gap_wait_seconds: float = 2.0
     # Writes between yields to the event loop, so a big room does not stall requests.
-    writes_per_slice: int = 2000
+    writes_per_slice: int = 256
     max_likes_per_message: int = 20
     max_likes_per_second: int = 30
 
@@ -547,6 +547,8 @@ class Room:
         due = loop.time()
         while True:
             period = self.config.period(len(self.viewers))
+            # At least half a period between the end of one flush and the next: the requests and the
+            # consumer that bring the next messages need the loop too (a quarter starved them).
             due = max(due + period, loop.time() + period / 2)
             await asyncio.sleep(due - loop.time())
             try:
