@@ -722,6 +722,8 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                     with console.status(f"{run.database}: waiting for the sandbox's notifications …"):
                         await wait_settled(db, run, timeout=args.settle_timeout)
                 await audit(db, sale, run)
+                if run.errors:
+                    _show_server_errors(var / "server.log")
                 if args.count_statements:
                     run.statements = await count_statements(url, var)
             except Exception:
@@ -732,6 +734,22 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
             finally:
                 await db.dispose()
     return run
+
+
+def _show_server_errors(log: Path, limit: int = 3) -> None:
+    """The server's first error lines (its log goes with the scratch directory)."""
+    shown = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if '"level": "error"' in line:
+            console.print(
+                f"[red]server:[/red] {line[:200]} … {line[-1500:]}",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
+            shown += 1
+            if shown >= limit:
+                return
 
 
 def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> int:

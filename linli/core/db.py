@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Integer, MetaData, Table, TypeDecorator, event
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    TextClause,
+    TypeDecorator,
+    event,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -193,11 +203,13 @@ async def insert_unless_taken(
     values: dict[str, Any],
     *,
     key: list[str],
-    where: ColumnElement[bool] | None = None,
+    where: ColumnElement[bool] | TextClause | None = None,
 ) -> M | None:
     """One ``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new row as a persistent object of
     ``session``, or None when its unique ``key`` (a partial unique index when ``where`` is given) is
-    taken — also by a concurrent transaction, whose end this statement waits for.
+    taken — also by a concurrent transaction, whose end this statement waits for. Give ``where`` as the
+    index's own SQL text without parameters: PostgreSQL must prove it implies the index's predicate
+    when planning, and a prepared statement's generic plan has no parameter values to prove it with.
 
     What a lookup, a savepoint, the insert and the savepoint's release did in four round trips; the
     columns left out of ``values`` get their defaults, and the object comes back with every column."""

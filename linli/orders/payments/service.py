@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -59,6 +59,10 @@ log = logging.getLogger("linli.payments")
 
 REFUND_JOB = "payments.refund"
 OPEN_STATUSES = (PaymentStatus.created.value, PaymentStatus.failed.value)
+# The open-payment index's own predicate, as SQL text: PostgreSQL infers a partial unique index for
+# ON CONFLICT only from a predicate it can prove at planning time, and a prepared statement's generic
+# plan (from its sixth run on a connection) knows no parameter values.
+OPEN_INDEX_WHERE = text("status IN ('created', 'failed')")
 
 
 def new_out_trade_no() -> str:
@@ -108,7 +112,7 @@ async def open_payment(
             "refunded_fen": 0,
         },
         key=["order_id", "purpose", "provider", "scene"],
-        where=Payment.status.in_(OPEN_STATUSES),
+        where=OPEN_INDEX_WHERE,
     )
     if payment is None:
         existing = await _open_payment_of(session, order.id, provider.name, scene, purpose)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from linli.core.config import Settings
 from linli.core.db import Database
@@ -44,6 +44,23 @@ class TestStartingAPayment:
         again = await pay.start(buyer, order.id)
         assert again["out_trade_no"] == first["out_trade_no"]
         assert len(await pay.events("payment.created")) == 1
+
+    async def test_payments_open_under_generic_plans(self, pay: Payments, sale: Sale, buyer: Caller) -> None:
+        """PostgreSQL plans a statement generically from its sixth run on a connection: an ON CONFLICT
+        on the partial open-payment index must still find it then (its predicate is SQL text, not
+        parameters). Forced here from the first run; the flash sale met it as 500s."""
+        orders_ = [await pay.order(buyer, sale) for _ in range(3)]
+        async with pay.db.sessionmaker() as session:
+            if pay.db.engine.dialect.name == "postgresql":
+                await session.execute(text("SET plan_cache_mode = force_generic_plan"))
+            sandbox = get_sandbox(pay.runtime)
+            for order in orders_:
+                loaded = await orders.get_order(session, order.id)
+                first = await open_payment(session, loaded, provider=sandbox, scene=Scene.cashier)
+                again = await open_payment(session, loaded, provider=sandbox, scene=Scene.cashier)
+                assert again.id == first.id
+            await session.commit()
+        assert len(await pay.events("payment.created")) == 3
 
     async def test_a_neighbour_cannot_pay_someone_elses_order(
         self, pay: Payments, sale: Sale, buyer: Caller, other_buyer: Caller
