@@ -34,7 +34,7 @@ def register_background(runtime: Runtime) -> None:
     }
     for kind, handler in jobs.items():
         if kind not in runtime.jobs.handlers:
-            runtime.jobs.add(kind, handler)
+            runtime.jobs.add(kind, handler, serial=kind == wecom.SEND_JOB)
     for consumer in (
         system.system_posts_consumer(),
         reviews.eligibility_consumer(),

@@ -51,11 +51,16 @@ JobHandler = Callable[[AsyncSession, Job], Awaitable[None]]
 @dataclass
 class JobRegistry:
     handlers: dict[str, JobHandler] = field(default_factory=dict)
+    # Kinds whose due jobs run one after another, in order (a WeCom robot's messages keep their order
+    # and its per-minute window is counted one send at a time); other kinds run side by side.
+    serial: set[str] = field(default_factory=set)
 
-    def add(self, kind: str, handler: JobHandler) -> None:
+    def add(self, kind: str, handler: JobHandler, *, serial: bool = False) -> None:
         if kind in self.handlers:
             raise ValueError(f"job kind {kind!r} registered twice")
         self.handlers[kind] = handler
+        if serial:
+            self.serial.add(kind)
 
 
 async def schedule_job(
@@ -157,20 +162,24 @@ async def run_due_jobs(
     """Fire every job due by ``now`` (up to ``limit``); each runs in its own transaction with its
     completion, up to ``concurrency`` at a time — jobs are independent, and many wait on another party
     (a notification's receiver, a provider), so running them one after another made the slowest answer
-    everyone's pace."""
+    everyone's pace. A serial kind's jobs form one line, run in the order they were due."""
     now = now or utcnow()
     jobs = await _claim(db, now, timedelta(seconds=lease_seconds), limit)
-    if len(jobs) <= 1 or concurrency <= 1:
-        for claimed in jobs:
-            await _run_claimed(db, registry, claimed, now)
-        return len(jobs)
-    gate = asyncio.Semaphore(concurrency)
+    lines: dict[str | int, list[Job]] = {}
+    for claimed in jobs:
+        lines.setdefault(claimed.kind if claimed.kind in registry.serial else claimed.id, []).append(claimed)
+    gate = asyncio.Semaphore(max(1, concurrency))
 
-    async def run(claimed: Job) -> None:
-        async with gate:
-            await _run_claimed(db, registry, claimed, now)
+    async def run(line: list[Job]) -> None:
+        for claimed in line:
+            async with gate:
+                await _run_claimed(db, registry, claimed, now)
 
-    await asyncio.gather(*(run(claimed) for claimed in jobs))
+    if len(lines) == 1 or concurrency <= 1:
+        for line in lines.values():
+            await run(line)
+    else:
+        await asyncio.gather(*(run(line) for line in lines.values()))
     return len(jobs)
 
 

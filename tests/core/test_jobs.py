@@ -323,3 +323,39 @@ class TestConcurrentRunners:
         assert len(fired) == 40
         if not db.is_sqlite:  # SQLite runs the claims one after another
             assert sum(1 for c in counts if c) >= 2, "the runners really ran side by side"
+
+
+class TestOneRunsManyAtOnce:
+    async def test_independent_jobs_overlap_and_a_serial_kinds_keep_their_line(self, db: Database) -> None:
+        now = utcnow()
+        async with db.sessionmaker() as session:
+            for n in range(6):
+                await schedule_job(session, "test.free", now, {"n": n})
+                await schedule_job(session, "test.line", now + timedelta(microseconds=n), {"n": n})
+            await session.commit()
+        running: Counter[str] = Counter()
+        most: Counter[str] = Counter()
+        line_order: list[int] = []
+
+        def handler(kind: str):  # type: ignore[no-untyped-def]
+            async def run(session: AsyncSession, job: Job) -> None:
+                running[kind] += 1
+                most[kind] = max(most[kind], running[kind])
+                if kind == "test.line":
+                    line_order.append(job.payload["n"])
+                await asyncio.sleep(0.02)
+                running[kind] -= 1
+
+            return run
+
+        registry = JobRegistry()
+        registry.add("test.free", handler("test.free"))
+        registry.add("test.line", handler("test.line"), serial=True)
+        assert await run_due_jobs(db, registry, now=now + timedelta(seconds=1), concurrency=4) == 12
+        if not db.is_sqlite:  # SQLite's one connection takes the transactions one after another
+            assert most["test.free"] > 1, "independent jobs waited on each other"
+        assert most["test.line"] == 1, "a serial kind's jobs ran side by side"
+        assert line_order == list(range(6))
+        async with db.sessionmaker() as session:
+            statuses = (await session.scalars(select(Job.status))).all()
+        assert set(statuses) == {DONE}
