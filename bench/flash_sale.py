@@ -267,10 +267,18 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def server(
-    url: str, *, workers: int, redis_url: str | None, var: Path, profile: Path | None
+    url: str,
+    *,
+    workers: int,
+    redis_url: str | None,
+    var: Path,
+    profile: Path | None,
+    separate_worker: bool = False,
 ) -> AsyncIterator[str]:
     """``uvicorn linli.web.main:app`` on a free port, its durable jobs (the sandbox's notifications,
-    expiries) run in its own processes; yields the base URL once ``/healthz`` answers."""
+    expiries) and event consumers run in its own processes — or, with ``separate_worker``, in one
+    ``linli worker`` beside them, as the README deploys production; yields the base URL once
+    ``/healthz`` answers."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -280,7 +288,7 @@ async def server(
         "LINLI_VAR_DIR": str(var),
         "LINLI_SEED_DEMO": "false",
         "LINLI_PUBLIC_BASE_URL": base,
-        "LINLI_RUN_WORKERS_IN_APP": "true",
+        "LINLI_RUN_WORKERS_IN_APP": "false" if separate_worker else "true",
         "LINLI_JOB_POLL_SECONDS": "0.2",
         "LINLI_PAYMENTS_SANDBOX_DELAY_SECONDS": "0.5",
         # As in production: console-rendered lines (and their rich tracebacks) cost the loop real time.
@@ -295,6 +303,16 @@ async def server(
         command = [py_spy, "record", "--subprocesses", "--format", "raw", "--rate", "250"]
         command += ["-o", str(profile), "--", *command_line(port, workers)]
     log = (var / "server.log").open("w")
+    worker = None
+    if separate_worker:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "linli.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
     process = subprocess.Popen(
         command,
         env=env,
@@ -325,6 +343,13 @@ async def server(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if worker is not None:
+            worker.terminate()
+            try:
+                await asyncio.to_thread(worker.wait, 15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
         log.close()
 
 
@@ -711,7 +736,12 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                     profile = args.profile / f"{run.database}.txt"
                 redis_url = None if is_sqlite else args.redis_url
                 async with server(
-                    url, workers=workers, redis_url=redis_url, var=var, profile=profile
+                    url,
+                    workers=workers,
+                    redis_url=redis_url,
+                    var=var,
+                    profile=profile,
+                    separate_worker=args.separate_worker,
                 ) as base:
                     with console.status(f"{run.database}: {args.neighbours:,} neighbours rushing …"):
                         if is_sqlite:
@@ -724,6 +754,9 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                 await audit(db, sale, run)
                 if run.errors:
                     _show_server_errors(var / "server.log")
+                if args.keep_log is not None:
+                    args.keep_log.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(var / "server.log", args.keep_log / f"{run.database}.log")
                 if args.count_statements:
                     run.statements = await count_statements(url, var)
             except Exception:
@@ -898,6 +931,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pgbench-seconds", type=int, default=10)
     parser.add_argument("--count-statements", action="store_true", help="SQL statements per request too")
     parser.add_argument("--profile", type=Path, help="run the server under py-spy, raw stacks into DIR")
+    parser.add_argument("--keep-log", type=Path, help="copy the server's log into DIR")
+    parser.add_argument(
+        "--separate-worker",
+        action="store_true",
+        help="consumers and timers in one `linli worker` beside the app processes (as in production)",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 neighbours for 250 units (make bench)")
     args = parser.parse_args(argv)
     if args.quick:

@@ -264,12 +264,17 @@ class Database:
     def _count_event_commit(self, session: Session) -> None:
         appended = session.info.pop("linli.events", None)
         if appended:
-            self.event_commits += 1
-            for hook in self.commit_hooks:
-                try:
-                    hook(appended)
-                except Exception:
-                    log.exception("a commit hook failed")
+            self.note_event_commit(appended)
+
+    def note_event_commit(self, appended: list[tuple[str, int | None]]) -> None:
+        """Count a commit that appended events and tell the hooks (also for a commit made through another
+        ``Database`` of this process: the checkout queue's own)."""
+        self.event_commits += 1
+        for hook in self.commit_hooks:
+            try:
+                hook(appended)
+            except Exception:
+                log.exception("a commit hook failed")
 
     @property
     def is_sqlite(self) -> bool:

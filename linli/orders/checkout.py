@@ -31,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -78,7 +80,8 @@ class _Request:
     data: OrderCreate
     key: str | None
     fingerprint: str
-    future: asyncio.Future[OrderRead]
+    # Thread-safe: the queue may run on a thread of its own (``CheckoutQueue``).
+    future: Future[OrderRead]
 
 
 @dataclass(eq=False)
@@ -102,19 +105,40 @@ class _Outcome:
 
 
 class CheckoutQueue:
-    """This process's checkout queue and the task that places its batches (``checkout_of``)."""
+    """This process's checkout queue and the task that places its batches (``checkout_of``).
 
-    def __init__(self, db: Database, *, reservation_minutes: int, max_batch: int = MAX_BATCH) -> None:
+    On PostgreSQL the batches are placed on a thread of their own, with its own event loop and its own
+    connections: under a rush the app's loop has hundreds of requests ready at every turn (payments,
+    notifications, refusals), and each of a batch's dozen round trips waited for a whole turn of it —
+    10 ms per step when quiet, 100–900 ms in a rush, so the batches, the one path every order takes,
+    crawled. On its own loop a batch's steps wait only for the database and the GIL. SQLite keeps its
+    one writer connection in the app's loop."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        reservation_minutes: int,
+        max_batch: int = MAX_BATCH,
+        own_thread: bool | None = None,
+    ) -> None:
         self.db = db
         self.reservation_minutes = reservation_minutes
         self.max_batch = max_batch
+        self.own_thread = (not db.is_sqlite) if own_thread is None else own_thread
         self.waiting: deque[_Request] = deque()
-        self.wake = asyncio.Event()
+        self.wake: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
         self.batches = 0
         self.largest_batch = 0
         # Batches that failed as a whole and were placed one by one instead (each is logged).
         self.failed_batches = 0
+        # The thread's loop and database (own_thread), made when the first order arrives.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._lock = threading.Lock()
+        self._app_loop: asyncio.AbstractEventLoop | None = None
 
     async def place(self, user: User, data: OrderCreate, *, idempotency_key: str | None = None) -> OrderRead:
         """Place ``data`` for ``user`` with the others waiting now; what ``service.create_order`` would
@@ -126,18 +150,79 @@ class CheckoutQueue:
             data=data,
             key=key,
             fingerprint=service.request_fingerprint(data),
-            future=asyncio.get_running_loop().create_future(),
+            future=Future(),
         )
         if data.coupon_id is not None:
-            return await self._create_alone(request)
+            return await self._create_alone(request, self.db)
+        if self.own_thread:
+            self._app_loop = asyncio.get_running_loop()
+            loop = self._thread_loop()
+            loop.call_soon_threadsafe(self._enqueue, request)
+        else:
+            self._enqueue(request)
+        return await asyncio.wrap_future(request.future)
+
+    def _enqueue(self, request: _Request) -> None:
+        """On the queue's loop: add the request and make sure the batcher runs."""
         self.waiting.append(request)
+        if self.wake is None:
+            self.wake = asyncio.Event()
         self.wake.set()
         if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._run(), name="orders-checkout")
-        return await asyncio.shield(request.future)
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="orders-checkout")
+
+    def _thread_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="orders-checkout", daemon=True)
+                self._thread.start()
+        self._started.wait()
+        assert self._loop is not None
+        return self._loop
+
+    def _serve(self) -> None:
+        loop: asyncio.AbstractEventLoop
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+            loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._batch_db = Database(self.db.url)
+        # The app's consumers wake on its database's commits: a batch's events count there too (before
+        # the batch's answers reach their requests, which come back through the same loop).
+        self._batch_db.commit_hooks.append(self._tell_app)
+        self._started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._batch_db.dispose())
+            loop.close()
+
+    def _tell_app(self, appended: list[tuple[str, int | None]]) -> None:
+        assert self._app_loop is not None
+        self._app_loop.call_soon_threadsafe(self.db.note_event_commit, appended)
+
+    @property
+    def batch_db(self) -> Database:
+        """Where batches are placed: the thread's own database, or the app's."""
+        return getattr(self, "_batch_db", self.db) if self.own_thread else self.db
 
     async def close(self) -> None:
         """Place what is waiting, then stop."""
+        if self.own_thread and self._loop is not None:
+            loop = self._loop
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._stop(), loop))
+            loop.call_soon_threadsafe(loop.stop)
+            assert self._thread is not None
+            await asyncio.to_thread(self._thread.join, 10)
+            self._thread, self._loop = None, None
+            self._started.clear()
+            return
+        await self._stop()
+
+    async def _stop(self) -> None:
         if self.task is not None:
             while self.waiting:
                 await asyncio.sleep(0.01)
@@ -165,6 +250,7 @@ class CheckoutQueue:
         return batch
 
     async def _run(self) -> None:
+        assert self.wake is not None
         while True:
             if not self.waiting:
                 self.wake.clear()
@@ -190,7 +276,7 @@ class CheckoutQueue:
                     request.future.set_exception(error)
             for request in outcome.one_by_one:
                 try:
-                    result = await self._create_alone(request)
+                    result = await self._create_alone(request, self.batch_db)
                 except Exception as exc:
                     if not request.future.done():
                         request.future.set_exception(exc)
@@ -198,9 +284,9 @@ class CheckoutQueue:
                     if not request.future.done():
                         request.future.set_result(result)
 
-    async def _create_alone(self, request: _Request) -> OrderRead:
+    async def _create_alone(self, request: _Request, db: Database) -> OrderRead:
         """``service.create_order`` in a transaction of its own (replays, coupons, a failed batch)."""
-        async with self.db.sessionmaker() as session:
+        async with db.sessionmaker() as session:
             try:
                 user = await session.get(User, request.user_id)
                 if user is None:  # gone since the request authenticated
@@ -223,7 +309,7 @@ class CheckoutQueue:
 
     async def _place_batch(self, batch: list[_Request]) -> _Outcome:
         outcome = _Outcome()
-        async with self.db.sessionmaker() as session:
+        async with self.batch_db.sessionmaker() as session:
             try:
                 await self._place_in(session, batch, outcome, utcnow())
                 await session.commit()

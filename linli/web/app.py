@@ -28,6 +28,7 @@ from linli.core.runtime import Runtime
 from linli.core.templating import register_templates
 from linli.core.worker import BackgroundWorker
 from linli.web import pages as web_pages
+from linli.web.routing import index_routes
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/media", StaticFiles(directory=settings.media_dir), name="media")
+    index_routes(app.router.routes)
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,6 +23,14 @@ from linli.orders.errors import NoPickupPoint, NotForSale, PurchaseLimitReached,
 from linli.orders.models import Order, OrderLine, OrderStatusChange, PurchaseCount
 from linli.orders.schemas import OrderRead
 from tests.orders.factories import Sale, count_rows, held_units, item_counts, make_buyers, make_sale
+
+
+@pytest.fixture
+async def queue(db: Database) -> AsyncIterator[CheckoutQueue]:
+    """A queue as the app makes it (on a thread of its own on PostgreSQL), closed after the test."""
+    made = CheckoutQueue(db, reservation_minutes=10)
+    yield made
+    await made.close()
 
 
 async def _sale(db: Database, *, stock: int, limit: int) -> Sale:
@@ -43,10 +52,11 @@ def _outcomes(results: list[Any]) -> Counter[str]:
     return Counter("ok" if isinstance(r, OrderRead) else type(r).__name__ for r in results)
 
 
-async def test_orders_arriving_together_are_placed_in_one_transaction(db: Database) -> None:
+async def test_orders_arriving_together_are_placed_in_one_transaction(
+    queue: CheckoutQueue, db: Database
+) -> None:
     sale = await _sale(db, stock=100, limit=5)
     users = await make_buyers(db, sale.community, 30)
-    queue = CheckoutQueue(db, reservation_minutes=10)
 
     results = await _place_all(queue, [(u, sale.order(2), f"key-{u.id}") for u in users])
 
@@ -96,10 +106,26 @@ async def test_orders_arriving_together_are_placed_in_one_transaction(db: Databa
         assert await held_units(db, user.id, sale.item.id) == 2
 
 
-async def test_the_last_units_go_first_come_first_served(db: Database) -> None:
+async def test_a_batchs_events_count_as_the_apps_commits(queue: CheckoutQueue, db: Database) -> None:
+    """The app's consumers wake on its database's commits; on PostgreSQL a batch commits through the
+    queue's own connections, and its events must still reach the hooks here before its answers do."""
+    sale = await _sale(db, stock=10, limit=5)
+    users = await make_buyers(db, sale.community, 3)
+    heard: list[list[tuple[str, int | None]]] = []
+    db.commit_hooks.append(heard.append)
+    before = db.event_commits
+    results = await _place_all(queue, [(u, sale.order(1), None) for u in users])
+    assert _outcomes(results) == {"ok": 3}
+    assert db.event_commits == before + queue.batches
+    told = Counter(kind for appended in heard for kind, _ in appended)
+    assert told["order.created"] == 3
+    assert {user for appended in heard for _, user in appended} == {u.id for u in users}
+    assert queue.own_thread == (not db.is_sqlite)
+
+
+async def test_the_last_units_go_first_come_first_served(queue: CheckoutQueue, db: Database) -> None:
     sale = await _sale(db, stock=5, limit=5)
     first, second, third, fourth = await make_buyers(db, sale.community, 4)
-    queue = CheckoutQueue(db, reservation_minutes=10)
 
     results = await _place_all(
         queue,
@@ -133,10 +159,9 @@ async def test_the_last_units_go_first_come_first_served(db: Database) -> None:
     assert (counts.orders, counts.lines, counts.events, counts.jobs) == (3, 3, 3, 3)
 
 
-async def test_a_sold_out_batch_writes_nothing(db: Database) -> None:
+async def test_a_sold_out_batch_writes_nothing(queue: CheckoutQueue, db: Database) -> None:
     sale = await _sale(db, stock=2, limit=5)
     users = await make_buyers(db, sale.community, 5)
-    queue = CheckoutQueue(db, reservation_minutes=10)
     await _place_all(queue, [(users[0], sale.order(2), None)])
     before = await count_rows(db)
 
@@ -146,10 +171,9 @@ async def test_a_sold_out_batch_writes_nothing(db: Database) -> None:
     assert await count_rows(db) == before
 
 
-async def test_one_neighbours_parallel_orders_keep_to_the_limit(db: Database) -> None:
+async def test_one_neighbours_parallel_orders_keep_to_the_limit(queue: CheckoutQueue, db: Database) -> None:
     sale = await _sale(db, stock=100, limit=3)
     [user] = await make_buyers(db, sale.community, 1)
-    queue = CheckoutQueue(db, reservation_minutes=10)
 
     results = await _place_all(queue, [(user, sale.order(1), None) for _ in range(20)])
 
@@ -162,10 +186,9 @@ async def test_one_neighbours_parallel_orders_keep_to_the_limit(db: Database) ->
     assert refusal.context["held"] == 3
 
 
-async def test_the_same_key_twice_is_one_order(db: Database) -> None:
+async def test_the_same_key_twice_is_one_order(queue: CheckoutQueue, db: Database) -> None:
     sale = await _sale(db, stock=10, limit=5)
     [user] = await make_buyers(db, sale.community, 1)
-    queue = CheckoutQueue(db, reservation_minutes=10)
 
     results = await _place_all(queue, [(user, sale.order(1), "same-key"), (user, sale.order(1), "same-key")])
 
@@ -175,7 +198,7 @@ async def test_the_same_key_twice_is_one_order(db: Database) -> None:
     assert (await count_rows(db)).orders == 1
 
 
-async def test_refusals_are_each_requests_own(db: Database) -> None:
+async def test_refusals_are_each_requests_own(queue: CheckoutQueue, db: Database) -> None:
     """One request's error (not on sale, no community) leaves the others of its batch alone."""
     sale = await _sale(db, stock=10, limit=5)
     async with db.sessionmaker() as session:
@@ -188,7 +211,6 @@ async def test_refusals_are_each_requests_own(db: Database) -> None:
 
         stranger = await make_buyer(session, None)
         await session.commit()
-    queue = CheckoutQueue(db, reservation_minutes=10)
 
     results = await _place_all(
         queue,
@@ -206,10 +228,11 @@ async def test_refusals_are_each_requests_own(db: Database) -> None:
     assert (await count_rows(db)).orders == 1
 
 
-async def test_a_batch_that_fails_is_placed_one_by_one(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_batch_that_fails_is_placed_one_by_one(
+    queue: CheckoutQueue, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sale = await _sale(db, stock=10, limit=5)
     users = await make_buyers(db, sale.community, 4)
-    queue = CheckoutQueue(db, reservation_minutes=10)
     real = checkout._insert_order_rows
     calls = 0
 
@@ -247,13 +270,12 @@ async def test_a_batch_that_fails_is_placed_one_by_one(db: Database, monkeypatch
     ),
 )
 async def test_batches_never_oversell_nor_pass_a_limit(
-    db: Database, stock: int, limit: int, asks: list[tuple[int, int]]
+    queue: CheckoutQueue, db: Database, stock: int, limit: int, asks: list[tuple[int, int]]
 ) -> None:
     """Random neighbours (some asking several times) rush a small item through the queue: units and
     counts add up, nobody passes the limit, and every refusal was right when it was made."""
     sale = await _sale(db, stock=stock, limit=limit)
     users = await make_buyers(db, sale.community, 6)
-    queue = CheckoutQueue(db, reservation_minutes=10)
 
     results = await _place_all(queue, [(users[u], sale.order(q), None) for u, q in asks])
 
