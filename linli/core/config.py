@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     # Where outside parties (a payment processor's notifications) reach this app.
     public_base_url: str = "http://127.0.0.1:8000"
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'linli.db'}"
+    # PostgreSQL connections each process keeps (requests beyond them wait): processes × this must stay
+    # under the server's max_connections.
+    database_pool_size: int = Field(default=32, ge=1, le=500)
     redis_url: str | None = None
     redis_prefix: str = "linli"
     var_dir: Path = PROJECT_ROOT / "var"

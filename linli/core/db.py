@@ -131,7 +131,7 @@ PG_POOL_SIZE = 32
 PG_MAX_OVERFLOW = 0
 
 
-def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, pool: bool = True, pool_size: int = PG_POOL_SIZE) -> AsyncEngine:
     """An async engine; SQLite files get WAL, foreign keys and a busy timeout on every connection."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -152,7 +152,7 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
         # recycling keeps them from growing old behind a proxy's idle timeout.
         kwargs.update(
             poolclass=_QueuePool,
-            pool_size=PG_POOL_SIZE,
+            pool_size=pool_size,
             max_overflow=PG_MAX_OVERFLOW,
             pool_timeout=SQLITE_QUEUE_SECONDS,
             pool_recycle=1800,
@@ -250,9 +250,9 @@ class Database:
     ``commit_hooks`` are told, right after such a commit and in this process only, which events it
     appended: for what must not wait for a consumer (a cache forgetting a revoked login)."""
 
-    def __init__(self, url: str, *, pool: bool = True) -> None:
+    def __init__(self, url: str, *, pool: bool = True, pool_size: int = PG_POOL_SIZE) -> None:
         self.url = url
-        self.engine = create_engine(url, pool=pool)
+        self.engine = create_engine(url, pool=pool, pool_size=pool_size)
         self.event_commits = 0
         self.commit_hooks: list[CommitHook] = []
         tracking: type[Session] = type("LinliSession", (Session,), {})

@@ -26,7 +26,7 @@ class Runtime:
     def from_settings(cls, settings: Settings) -> Runtime:
         return cls(
             settings=settings,
-            db=Database(settings.database_url),
+            db=Database(settings.database_url, pool_size=settings.database_pool_size),
             hub=create_hub(settings.redis_url, prefix=settings.redis_prefix),
         )
 

@@ -189,7 +189,8 @@ class CheckoutQueue:
         except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
             loop = asyncio.new_event_loop()
         self._loop = loop
-        self._batch_db = Database(self.db.url)
+        # One batch at a time: a connection, and one to spare for a batch placed one by one.
+        self._batch_db = Database(self.db.url, pool_size=2)
         # The app's consumers wake on its database's commits: a batch's events count there too (before
         # the batch's answers reach their requests, which come back through the same loop).
         self._batch_db.commit_hooks.append(self._tell_app)

@@ -7,12 +7,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, text
 
 from linli.core import db as core_db
+from linli.core.config import Settings
 from linli.core.consumers import ConsumerCursor
 from linli.core.db import Database, DatabaseBusy
 from linli.core.events import record_event
+from linli.core.runtime import Runtime
 
 
 @pytest.fixture
@@ -62,3 +65,28 @@ async def test_a_transaction_that_waits_too_long_is_refused_as_busy(
             assert (await session.execute(select(ConsumerCursor))).all() == []
     finally:
         await db.dispose()
+
+
+async def test_a_process_keeps_the_postgresql_connections_it_was_configured_for(
+    settings: Settings,
+) -> None:
+    """``LINLI_DATABASE_POOL_SIZE`` bounds what a process holds: with 3, six requests at once share three
+    connections (the others wait for one) and the server sees no more than three from it."""
+    if settings.is_sqlite:
+        pytest.skip("SQLite's pool is its one writer connection")
+    runtime = Runtime.from_settings(settings.model_copy(update={"database_pool_size": 3}))
+    try:
+        assert runtime.db.engine.pool.size() == 3  # type: ignore[attr-defined]
+
+        async def hold() -> int:
+            async with runtime.db.sessionmaker() as session:
+                pid = await session.scalar(text("SELECT pg_backend_pid()"))
+                await asyncio.sleep(0.05)
+                return int(pid)
+
+        pids = await asyncio.gather(*(hold() for _ in range(6)))
+        assert len(set(pids)) == 3
+    finally:
+        await runtime.close()
+    with pytest.raises(ValidationError):
+        Settings(database_pool_size=0)

@@ -121,6 +121,9 @@ async def test_a_batchs_events_count_as_the_apps_commits(queue: CheckoutQueue, d
     assert told["order.created"] == 3
     assert {user for appended in heard for _, user in appended} == {u.id for u in users}
     assert queue.own_thread == (not db.is_sqlite)
+    if queue.own_thread:  # its own connections: one for the batch, one to spare
+        assert queue.batch_db is not db
+        assert queue.batch_db.engine.pool.size() == 2  # type: ignore[attr-defined]
 
 
 async def test_the_last_units_go_first_come_first_served(queue: CheckoutQueue, db: Database) -> None:
