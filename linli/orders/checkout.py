@@ -139,6 +139,7 @@ class CheckoutQueue:
         self._started = threading.Event()
         self._lock = threading.Lock()
         self._app_loop: asyncio.AbstractEventLoop | None = None
+        self._start_error: Exception | None = None
 
     async def place(self, user: User, data: OrderCreate, *, idempotency_key: str | None = None) -> OrderRead:
         """Place ``data`` for ``user`` with the others waiting now; what ``service.create_order`` would
@@ -174,26 +175,40 @@ class CheckoutQueue:
     def _thread_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._thread is None:
+                self._started.clear()
                 self._thread = threading.Thread(target=self._serve, name="orders-checkout", daemon=True)
                 self._thread.start()
+            thread = self._thread
         self._started.wait()
-        assert self._loop is not None
-        return self._loop
+        loop = self._loop
+        if loop is None:
+            # The thread could not start (its database, its loop): every order would wait forever on
+            # it, so this one fails now and the next one tries a new thread.
+            with self._lock:
+                if self._thread is thread:
+                    self._thread = None
+            raise RuntimeError("the checkout thread did not start") from self._start_error
+        return loop
 
     def _serve(self) -> None:
-        loop: asyncio.AbstractEventLoop
         try:
-            import uvloop
+            try:
+                import uvloop
 
-            loop = uvloop.new_event_loop()
-        except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-            loop = asyncio.new_event_loop()
-        self._loop = loop
-        # One batch at a time: a connection, and one to spare for a batch placed one by one.
-        self._batch_db = Database(self.db.url, pool_size=2)
+                loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+                loop = asyncio.new_event_loop()
+            # One batch at a time: a connection, and one to spare for a batch placed one by one.
+            self._batch_db = Database(self.db.url, pool_size=2)
+        except Exception as exc:
+            log.exception("the checkout thread could not start")
+            self._start_error, self._loop = exc, None
+            self._started.set()
+            return
         # The app's consumers wake on its database's commits: a batch's events count there too (before
         # the batch's answers reach their requests, which come back through the same loop).
         self._batch_db.commit_hooks.append(self._tell_app)
+        self._start_error, self._loop = None, loop
         self._started.set()
         try:
             loop.run_forever()

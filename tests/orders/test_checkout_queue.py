@@ -324,3 +324,30 @@ async def test_batches_never_oversell_nor_pass_a_limit(
     assert lines == reserved
     assert changes == sum(1 for r in results if isinstance(r, OrderRead))
     assert queue.failed_batches == 0
+
+
+async def test_a_checkout_thread_that_cannot_start_fails_the_order_instead_of_hanging(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sale = await _sale(db, stock=10, limit=5)
+    (user,) = await make_buyers(db, sale.community, 1)
+    made: list[str] = []
+
+    def database(url: str, **options: Any) -> Database:
+        made.append(url)
+        if len(made) == 1:
+            raise OSError("no connections left")
+        return Database(url, **options)
+
+    monkeypatch.setattr(checkout, "Database", database)
+    queue = CheckoutQueue(db, reservation_minutes=10, own_thread=True)
+    try:
+        with pytest.raises(RuntimeError, match="did not start"):
+            await asyncio.wait_for(queue.place(user, sale.order(1)), timeout=10)
+        assert await item_counts(db, sale.item.id) == (10, 0, 0)
+        # The next order starts a new thread, and goes through.
+        placed = await asyncio.wait_for(queue.place(user, sale.order(1)), timeout=10)
+        assert placed.total_fen == 2500
+        assert made == [db.url, db.url]
+    finally:
+        await queue.close()
