@@ -174,7 +174,7 @@ class CheckoutQueue:
 
     def _thread_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._started.clear()
                 self._thread = threading.Thread(target=self._serve, name="orders-checkout", daemon=True)
                 self._thread.start()
