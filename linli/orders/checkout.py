@@ -51,12 +51,13 @@ from linli.core.jobs import PENDING, Job
 from linli.identity.models import User
 from linli.live.models import LineupItem
 from linli.orders import events, service
-from linli.orders.errors import LineupItemNotFound, PurchaseLimitReached
+from linli.orders.errors import LineupItemNotFound
 from linli.orders.models import Fulfilment, Order, OrderLine, OrderStatus, OrderStatusChange
 from linli.orders.schemas import OrderCreate, OrderLineRead, OrderRead
 from linli.orders.stock import (
     hold_purchases,
     lock_stock_level,
+    over_limit,
     release_purchases,
     sold_out,
     try_reserve_stock,
@@ -140,6 +141,7 @@ class CheckoutQueue:
         self._lock = threading.Lock()
         self._app_loop: asyncio.AbstractEventLoop | None = None
         self._start_error: Exception | None = None
+        self._batch_db: Database | None = None
 
     async def place(self, user: User, data: OrderCreate, *, idempotency_key: str | None = None) -> OrderRead:
         """Place ``data`` for ``user`` with the others waiting now; what ``service.create_order`` would
@@ -199,7 +201,7 @@ class CheckoutQueue:
             except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
                 loop = asyncio.new_event_loop()
             # One batch at a time: a connection, and one to spare for a batch placed one by one.
-            self._batch_db = Database(self.db.url, pool_size=2)
+            batch_db = self._batch_db = Database(self.db.url, pool_size=2)
         except Exception as exc:
             log.exception("the checkout thread could not start")
             self._start_error, self._loop = exc, None
@@ -207,13 +209,13 @@ class CheckoutQueue:
             return
         # The app's consumers wake on its database's commits: a batch's events count there too (before
         # the batch's answers reach their requests, which come back through the same loop).
-        self._batch_db.commit_hooks.append(self._tell_app)
+        batch_db.commit_hooks.append(self._tell_app)
         self._start_error, self._loop = None, loop
         self._started.set()
         try:
             loop.run_forever()
         finally:
-            loop.run_until_complete(self._batch_db.dispose())
+            loop.run_until_complete(batch_db.dispose())
             loop.close()
 
     def _tell_app(self, appended: list[tuple[str, int | None]]) -> None:
@@ -223,7 +225,7 @@ class CheckoutQueue:
     @property
     def batch_db(self) -> Database:
         """Where batches are placed: the thread's own database, or the app's."""
-        return getattr(self, "_batch_db", self.db) if self.own_thread else self.db
+        return self._batch_db if self.own_thread and self._batch_db is not None else self.db
 
     async def close(self) -> None:
         """Place what is waiting, then stop."""
@@ -476,11 +478,11 @@ async def _take_units(session: AsyncSession, placing: list[_Placing]) -> None:
     item = placing[0].item
     wanted = {p.request.user_id: p.request.data.quantity for p in placing}
     held = await hold_purchases(session, item.id, wanted, limit=item.per_user_limit)
-    over_limit = [p for p in placing if p.request.user_id not in held]
-    if over_limit:
-        before = await units_held_by(session, item.id, [p.request.user_id for p in over_limit])
-        for p in over_limit:
-            p.refusal = _over_limit(
+    too_many = [p for p in placing if p.request.user_id not in held]
+    if too_many:
+        before = await units_held_by(session, item.id, [p.request.user_id for p in too_many])
+        for p in too_many:
+            p.refusal = over_limit(
                 item.per_user_limit, before.get(p.request.user_id, 0), wanted[p.request.user_id]
             )
     counted = [p for p in placing if p.refusal is None]
@@ -501,19 +503,6 @@ async def _take_units(session: AsyncSession, placing: list[_Placing]) -> None:
     await release_purchases(session, item.id, given_back)
     if granted and await try_reserve_stock(session, item.id, granted) is None:
         raise RuntimeError(f"item {item.id}: {granted} units were left under the lock but not reservable")
-
-
-def _over_limit(limit: int, held: int, qty: int) -> PurchaseLimitReached:
-    left = max(limit - held, 0)
-    return PurchaseLimitReached(
-        f"the limit is {limit} per person and you already hold {held}: you can buy {left} more"
-        if held
-        else f"the limit is {limit} per person",
-        limit=limit,
-        held=held,
-        left=left,
-        requested=qty,
-    )
 
 
 async def _insert_order_rows(

@@ -112,6 +112,20 @@ async def lock_stock_level(session: AsyncSession, item_id: int) -> StockLevel:
     return StockLevel(*row)
 
 
+def over_limit(limit: int, held: int, qty: int) -> PurchaseLimitReached:
+    """The per-user limit's refusal: how many the neighbour holds and may still buy."""
+    left = max(limit - held, 0)
+    return PurchaseLimitReached(
+        f"the limit is {limit} per person and you already hold {held}: you can buy {left} more"
+        if held
+        else f"the limit is {limit} per person",
+        limit=limit,
+        held=held,
+        left=left,
+        requested=qty,
+    )
+
+
 def sold_out(item_id: int, left: int, qty: int) -> SoldOut:
     """The 409 a neighbour sees: 已售罄 when nothing is left, else how many are."""
     message = "sold out: no units are left" if left <= 0 else f"only {left} unit(s) left, {qty} requested"
@@ -165,16 +179,7 @@ async def hold_purchase(session: AsyncSession, user_id: int, item_id: int, qty: 
         if units is not None:
             return int(units)
         held = await units_held(session, user_id, item_id)
-    left = max(limit - held, 0)
-    raise PurchaseLimitReached(
-        f"the limit is {limit} per person and you already hold {held}: you can buy {left} more"
-        if held
-        else f"the limit is {limit} per person",
-        limit=limit,
-        held=held,
-        left=left,
-        requested=qty,
-    )
+    raise over_limit(limit, held, qty)
 
 
 async def hold_purchases(
