@@ -40,10 +40,11 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from rich.table import Table
 from sqlalchemy import event, func, insert, literal, select
 from sqlalchemy.engine import make_url
 
+from bench.cpu_use import cpu_use
 from bench.event_log import peak_rss_mib, scratch_database
 from linli.catalog.models import Product
 from linli.community.models import Community, Membership, PickupPoint
@@ -103,9 +105,11 @@ class Run:
     lost_payments: int = 0
     units_left: int = 0
     paid_orders: int = 0
-    statements: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, StepCost] = field(default_factory=dict)
     retried_jobs: dict[str, tuple[int, str]] = field(default_factory=dict)
     backends: Counter[str] = field(default_factory=Counter)
+    cpu_rush: Counter[str] = field(default_factory=Counter)
+    cpu_after: Counter[str] = field(default_factory=Counter)
     note: str = ""
 
     @property
@@ -274,11 +278,11 @@ async def server(
     var: Path,
     profile: Path | None,
     separate_worker: bool = False,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[tuple[str, int]]:
     """``uvicorn linli.web.main:app`` on a free port, its durable jobs (the sandbox's notifications,
     expiries) and event consumers run in its own processes — or, with ``separate_worker``, in one
-    ``linli worker`` beside them, as the README deploys production; yields the base URL once
-    ``/healthz`` answers."""
+    ``linli worker`` beside them, as the README deploys production; yields the base URL and the
+    supervisor's pid once ``/healthz`` answers."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -334,7 +338,7 @@ async def server(
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("the server did not answer /healthz within 120 s")
-        yield base
+        yield base, process.pid
     finally:
         # The server's own process group: uvicorn's supervisor and its workers (and py-spy).
         os.killpg(process.pid, signal.SIGINT if profile is not None else signal.SIGTERM)
@@ -387,8 +391,17 @@ def command_line(port: int, workers: int) -> list[str]:
 # --- the neighbours ------------------------------------------------------------------------------------
 
 
-async def rush(base: str, sale: Sale, run: Run, *, seed: int, pay_after: tuple[float, float]) -> None:
-    """Every neighbour tries once, ``run.connections`` at a time; the successful ones pay.
+async def rush(
+    base: str,
+    sale: Sale,
+    run: Run,
+    *,
+    seed: int,
+    pay_after: tuple[float, float],
+    tried: Callable[[], None] = lambda: None,
+) -> None:
+    """Every neighbour tries once, ``run.connections`` at a time; the successful ones pay. ``tried`` is
+    called when the last neighbour has had their answer (payments may still be on their way).
 
     ``pay_after`` is how long a neighbour takes from the order to the cashier's 支付 (seconds, drawn
     uniformly): (0, 0) pays at once on the same connection, before that connection's next neighbour
@@ -484,6 +497,7 @@ async def rush(base: str, sale: Sale, run: Run, *, seed: int, pay_after: tuple[f
         await asyncio.gather(*(neighbour(client, payers) for _ in range(run.connections)))
         run.load_seconds = time.perf_counter() - began
         run.sellout_seconds = last_success - began
+        tried()
         while paying:
             await asyncio.gather(*list(paying))
 
@@ -539,12 +553,31 @@ async def wait_settled(db: Database, run: Run, *, timeout: float) -> None:
 # --- statements per step (in-process, counted by an engine listener) -----------------------------------
 
 
-async def count_statements(url: str, var: Path) -> dict[str, int]:
-    """SQL statements per request of one checkout (create, payment, sandbox tap, notification), counted
-    in-process through the ASGI app on a small item of its own."""
+@dataclass
+class StepCost:
+    requests: int = 0
+    statements: int = 0
+    cpu_seconds: float = 0.0
+
+    @property
+    def statements_each(self) -> float:
+        return self.statements / self.requests if self.requests else 0.0
+
+    @property
+    def cpu_ms_each(self) -> float:
+        return self.cpu_seconds * 1000 / self.requests if self.requests else 0.0
+
+
+async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, StepCost]:
+    """What each step of a checkout costs in the app, measured in-process through the ASGI app (no HTTP
+    server, no other load): SQL statements and CPU milliseconds per request for ``buyers`` neighbours
+    each creating an order, opening a sandbox payment, tapping 支付 and being notified, then the event
+    consumers' work for those events, then sold-out refusals. The CPU is this whole process's — the
+    in-process client included, so ``GET /healthz`` is measured too as the floor every request pays."""
     from asgi_lifespan import LifespanManager
 
     from linli.core.config import Settings
+    from linli.core.consumers import run_consumer_once
     from linli.core.hub import LocalHub
     from linli.core.runtime import Runtime
     from linli.orders.payments.providers.base import ReportedStatus
@@ -553,73 +586,104 @@ async def count_statements(url: str, var: Path) -> dict[str, int]:
         sandbox_secret,
         signed_headers,
     )
+    from linli.referral.tasks import prerenderer_of
     from linli.web.app import create_app
 
     db = Database(url)
-    sale = await put_on_sale(db, units=10, neighbours=1)
+    sale = await put_on_sale(db, units=buyers * PER_USER_LIMIT, neighbours=buyers)
     logging.disable(logging.INFO)  # create_app configures logging: no line per request here
     settings = Settings(
         database_url=url, var_dir=var, secret_key=SECRET, run_workers_in_app=False, seed_demo=False
     )
     runtime = Runtime(settings=settings, db=db, hub=LocalHub())
     app = create_app(settings, runtime=runtime)
-    counts: dict[str, int] = {}
+    costs: dict[str, StepCost] = {}
     current = [""]
 
     def count(*_: object) -> None:
-        counts[current[0]] = counts.get(current[0], 0) + 1
+        costs.setdefault(current[0], StepCost()).statements += 1
 
+    @asynccontextmanager
+    async def step(name: str, requests: int = 1) -> AsyncIterator[None]:
+        current[0] = name
+        cost = costs.setdefault(name, StepCost())
+        began = time.process_time()
+        try:
+            yield
+        finally:
+            cost.cpu_seconds += time.process_time() - began
+            cost.requests += requests
+            current[0] = ""
+
+    async def consumers() -> None:
+        for consumer in runtime.consumers:
+            while await run_consumer_once(db, consumer):
+                pass
+
+    secret = sandbox_secret(SECRET)
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    headers = {"Authorization": f"Bearer {sale.tokens[0]}"}
     try:
         async with LifespanManager(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                current[0] = "create order"
-                body = {"session_id": sale.session_id, "lineup_item_id": sale.item_id, "quantity": 1}
-                order = (await client.post("/api/v1/orders", json=body, headers=headers)).json()
-                current[0] = "create payment"
-                payment = (
-                    await client.post(
-                        f"/api/v1/orders/{order['id']}/payments",
-                        json={"provider": "sandbox"},
-                        headers=headers,
-                    )
-                ).json()
-                current[0] = "sandbox tap"
-                await client.post(
-                    f"/api/v1/payments/sandbox/{payment['out_trade_no']}",
-                    json={"result": "succeeded"},
-                    headers=headers,
-                )
-                current[0] = "notification"
-                secret = sandbox_secret(SECRET)
-                note = _notification_body(
-                    secret,
-                    out_trade_no=payment["out_trade_no"],
-                    amount_fen=payment["amount_fen"],
-                    status=ReportedStatus.succeeded,
-                    label="paid",
-                    at=utcnow(),
-                ).encode()
-                await client.post(
-                    "/api/v1/payments/notify/sandbox", content=note, headers=signed_headers(secret, note)
-                )
-                current[0] = "sold-out refusal"
-                body["quantity"] = 3
-                await client.post("/api/v1/orders", json=body, headers=headers)
+                await consumers()  # the cursors start past the sale's set-up
+                for _ in range(buyers):
+                    async with step("GET /healthz (the floor)"):
+                        await client.get("/healthz")
+                for token in sale.tokens:
+                    headers = {"Authorization": f"Bearer {token}"}
+                    body = {"session_id": sale.session_id, "lineup_item_id": sale.item_id, "quantity": 1}
+                    async with step("create order"):
+                        order = (await client.post("/api/v1/orders", json=body, headers=headers)).json()
+                    async with step("create payment"):
+                        payment = (
+                            await client.post(
+                                f"/api/v1/orders/{order['id']}/payments",
+                                json={"provider": "sandbox"},
+                                headers=headers,
+                            )
+                        ).json()
+                    async with step("sandbox tap"):
+                        await client.post(
+                            f"/api/v1/payments/sandbox/{payment['out_trade_no']}",
+                            json={"result": "succeeded"},
+                            headers=headers,
+                        )
+                    note = _notification_body(
+                        secret,
+                        out_trade_no=payment["out_trade_no"],
+                        amount_fen=payment["amount_fen"],
+                        status=ReportedStatus.succeeded,
+                        label="paid",
+                        at=utcnow(),
+                    ).encode()
+                    async with step("notification"):
+                        answer = await client.post(
+                            "/api/v1/payments/notify/sandbox",
+                            content=note,
+                            headers=signed_headers(secret, note),
+                        )
+                    assert answer.status_code == 200, answer.text
+                for consumer in runtime.consumers:
+                    async with step(f"consumer {consumer.name}, per order", buyers):
+                        while await run_consumer_once(db, consumer):
+                            pass
+                await prerenderer_of(runtime).settle()  # its drawings run in a process of its own
                 async with db.sessionmaker() as session:
                     item = await session.get(LineupItem, sale.item_id)
                     assert item is not None
                     item.stock = item.reserved + item.sold
                     await session.commit()
-                current[0] = "sold-out refusal"
-                counts["sold-out refusal"] = 0
-                await client.post("/api/v1/orders", json=body, headers=headers)
+                for token in sale.tokens:
+                    headers = {"Authorization": f"Bearer {token}"}
+                    body = {"session_id": sale.session_id, "lineup_item_id": sale.item_id, "quantity": 1}
+                    async with step("sold-out refusal"):
+                        await client.post("/api/v1/orders", json=body, headers=headers)
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
         await db.dispose()
-    return counts
+    costs.pop("", None)
+    return costs
 
 
 # --- pgbench ----------------------------------------------------------------------------------------------
@@ -742,23 +806,35 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                     var=var,
                     profile=profile,
                     separate_worker=args.separate_worker,
-                ) as base:
-                    with console.status(f"{run.database}: {args.neighbours:,} neighbours rushing …"):
-                        if is_sqlite:
-                            await rush(base, sale, run, seed=args.seed, pay_after=args.pay_after)
-                        else:
-                            async with sample_backends(url, run):
-                                await rush(base, sale, run, seed=args.seed, pay_after=args.pay_after)
-                    with console.status(f"{run.database}: waiting for the sandbox's notifications …"):
-                        await wait_settled(db, run, timeout=args.settle_timeout)
+                ) as (base, pid):
+                    with cpu_use(pid) as cpu:
+                        cpu.mark("start")
+                        with console.status(f"{run.database}: {args.neighbours:,} neighbours rushing …"):
+                            tried = partial(cpu.mark, "tried")
+                            if is_sqlite:
+                                await rush(
+                                    base, sale, run, seed=args.seed, pay_after=args.pay_after, tried=tried
+                                )
+                            else:
+                                async with sample_backends(url, run):
+                                    await rush(
+                                        base, sale, run, seed=args.seed, pay_after=args.pay_after, tried=tried
+                                    )
+                        with console.status(f"{run.database}: waiting for the sandbox's notifications …"):
+                            await wait_settled(db, run, timeout=args.settle_timeout)
+                        cpu.mark("settled")
+                        run.cpu_rush, run.cpu_after = (
+                            cpu.between("start", "tried"),
+                            cpu.between("tried", "settled"),
+                        )
                 await audit(db, sale, run)
                 if run.errors:
                     _show_server_errors(var / "server.log")
                 if args.keep_log is not None:
                     args.keep_log.mkdir(parents=True, exist_ok=True)
                     shutil.copy(var / "server.log", args.keep_log / f"{run.database}.log")
-                if args.count_statements:
-                    run.statements = await count_statements(url, var)
+                if args.step_costs:
+                    run.steps = await step_costs(url, var)
             except Exception:
                 log = var / "server.log"
                 if log.exists():
@@ -840,9 +916,8 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
             f"{pgbench:,.0f} tps"
         )
     for run in runs:
-        if run.statements:
-            steps = ", ".join(f"{step} {n}" for step, n in run.statements.items())
-            console.print(f"SQL statements per request on {run.database}: {steps}")
+        if run.steps:
+            console.print(steps_table(run))
     for run in runs:
         total = sum(run.backends.values())
         if total:
@@ -850,6 +925,9 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
             console.print(f"{run.database} backends in a transaction during the rush (sampled): {top}")
         for kind, (n, error) in run.retried_jobs.items():
             console.print(f"{run.database}: {n} {kind} job(s) failed at least once and were retried: {error}")
+    for run in runs:
+        if run.cpu_rush:
+            console.print(cpu_table(run))
     console.print(f"bench process peak RSS: {peak_rss_mib():.0f} MiB")
     failed = False
     for run in runs:
@@ -872,6 +950,32 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
     if not failed:
         console.print("[green]sold out exactly: no unit oversold, every payment settled[/green]")
     return 1 if failed else 0
+
+
+def steps_table(run: Run) -> Table:
+    table = Table(title=f"{run.database}: each step alone, in-process (no HTTP server, no other load)")
+    for name in ("step", "requests", "SQL statements each", "CPU ms each"):
+        table.add_column(name, justify="left" if name == "step" else "right")
+    for name, cost in run.steps.items():
+        table.add_row(name, f"{cost.requests:,}", f"{cost.statements_each:.1f}", f"{cost.cpu_ms_each:.2f}")
+    return table
+
+
+def cpu_table(run: Run) -> Table:
+    """CPU seconds by part of the machine during the rush (until every neighbour had an answer) and after
+    it (payments still coming in, notifications until all settled), and per successful order over both."""
+    table = Table(title=f"{run.database}: CPU seconds by part (2 cores give 2 s per second)")
+    for name in ("part", "rush", "after the rush", "ms per order"):
+        table.add_column(name, justify="left" if name == "part" else "right")
+    parts = sorted(
+        set(run.cpu_rush) | set(run.cpu_after), key=lambda p: -(run.cpu_rush[p] + run.cpu_after[p])
+    )
+    for part in [*parts, "all"]:
+        rush = sum(run.cpu_rush.values()) if part == "all" else run.cpu_rush[part]
+        after = sum(run.cpu_after.values()) if part == "all" else run.cpu_after[part]
+        per_order = (rush + after) * 1000 / run.orders if run.orders else 0.0
+        table.add_row(part, f"{rush:.1f}", f"{after:.1f}", f"{per_order:.1f}")
+    return table
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -929,7 +1033,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="seconds to wait for payments")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
-    parser.add_argument("--count-statements", action="store_true", help="SQL statements per request too")
+    parser.add_argument(
+        "--step-costs",
+        action="store_true",
+        help="SQL statements and CPU per request of each step, in-process",
+    )
     parser.add_argument("--profile", type=Path, help="run the server under py-spy, raw stacks into DIR")
     parser.add_argument("--keep-log", type=Path, help="copy the server's log into DIR")
     parser.add_argument(

@@ -4,17 +4,14 @@ month-end close timer (``leaderboard.close_month_job``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import multiprocessing
-import os
-import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from linli.core import lowpriority
 from linli.core.consumers import Consumer
 from linli.core.errors import LinliError
 from linli.core.events import Event
@@ -73,14 +70,21 @@ class Prerenderer:
         if len(self.pending) >= self.max_pending:
             self.skipped += 1
             return False
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lowest_priority
-            )
-        future = self._pool.submit(posters.render_to, path, spec)
+        future = self.executor().submit(posters.render_to, path, spec)
         self.pending.add(future)
         future.add_done_callback(self._done)
         return True
+
+    def executor(self) -> ProcessPoolExecutor:
+        """The drawing process, started on first use. It drops to the lowest priority before it imports
+        the drawing code (``linli.core.lowpriority``)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=lowpriority.become_lowest_priority,
+            )
+        return self._pool
 
     def _done(self, future: Future[Path]) -> None:
         self.pending.discard(future)
@@ -96,14 +100,6 @@ class Prerenderer:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-
-
-def _lowest_priority() -> None:
-    """The drawing process's start: the lowest CPU priority, and (Linux) ended with the app process
-    that started it, however that one ends — never an orphan holding memory."""
-    os.nice(19)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def prerenderer_of(runtime: Runtime) -> Prerenderer:

@@ -295,6 +295,28 @@ async def test_the_operators_settings_page(client: httpx.AsyncClient, db: Databa
     assert (await client.get("/admin/referral", headers=customer)).status_code == 403
 
 
+def test_the_drawing_process_is_at_the_lowest_priority_before_it_imports_the_drawing_code() -> None:
+    import os
+
+    from linli.core import lowpriority
+    from linli.referral.tasks import Prerenderer
+
+    prerenderer = Prerenderer()
+    try:
+        nice, policy, imported = (
+            prerenderer.executor()
+            .submit(lowpriority.describe, "PIL", "linli.referral.posters", "linli.core.runtime")
+            .result(timeout=60)
+        )
+    finally:
+        prerenderer.close()
+    assert nice == 19
+    if hasattr(os, "SCHED_IDLE"):
+        assert policy == os.SCHED_IDLE
+    # Its first task needed none of the app: the initializer that lowered it came first and cheap.
+    assert imported == []
+
+
 def test_a_full_drawing_backlog_skips_rather_than_queues(tmp_path: Path) -> None:
     from linli.referral.tasks import Prerenderer
 
