@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.community.models import PickupPoint
 from linli.core import ratelimit
 from linli.core.clock import utcnow
+from linli.core.db import insert_unless_taken
 from linli.core.errors import TooManyRequests
 from linli.core.events import Subjects, record_event
 from linli.groupbuy import events, fees
@@ -67,34 +68,30 @@ async def code_of(session: AsyncSession, order_id: int) -> PickupCode | None:
 
 async def issue_code(session: AsyncSession, order: Order, *, now: datetime | None = None) -> PickupCode:
     """The paid order's pickup code, issued once (primary key ``order_id``); a code already open at the
-    same place is drawn again (the unique ``(place, open_code)`` decides, in a savepoint)."""
-    existing = await code_of(session, order.id)
-    if existing is not None:
-        return existing
+    same place is drawn again (the unique ``(place, open_code)`` decides). One statement when all goes
+    well: the insert skips a row either key already holds, and only then is the existing code read."""
     now = now or utcnow()
+    place = place_of(order)
     for _ in range(CODE_ATTEMPTS):
         code = _new_code()
-        row = PickupCode(
-            order_id=order.id,
-            code=code,
-            place=place_of(order),
-            open_code=code,
-            units_total=order.units,
-            units_picked=0,
-            status=CodeStatus.open.value,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            async with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            again = await session.get(PickupCode, order.id, populate_existing=True)
-            if again is not None:
-                return again
-            continue
-        return row
-    raise RuntimeError(f"no free pickup code at {place_of(order)} after {CODE_ATTEMPTS} draws")
+        values = {
+            "order_id": order.id,
+            "code": code,
+            "place": place,
+            "open_code": code,
+            "units_total": order.units,
+            "units_picked": 0,
+            "status": CodeStatus.open.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        inserted = await insert_unless_taken(session, PickupCode, values, key=None)
+        if inserted is not None:
+            return inserted
+        existing = await session.get(PickupCode, order.id, populate_existing=True)
+        if existing is not None:
+            return existing  # issued before (redelivery): the same code
+    raise RuntimeError(f"no free pickup code at {place} after {CODE_ATTEMPTS} draws")
 
 
 async def move_code(session: AsyncSession, order: Order, *, now: datetime) -> PickupCode:

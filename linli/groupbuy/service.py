@@ -50,6 +50,7 @@ from linli.groupbuy.models import (
 from linli.groupbuy.schemas import SettingsUpdate
 from linli.identity.models import User
 from linli.live import service as live_service
+from linli.live.errors import SessionNotFound
 from linli.live.models import LiveSession
 from linli.live.room import service as room_service
 from linli.orders import service as orders
@@ -92,9 +93,9 @@ class Terms:
     promise: Message  # the same, for the reader's locale
 
 
-def default_deliver_by(live_session: LiveSession) -> datetime:
+def default_deliver_by(scheduled_start: datetime) -> datetime:
     """10:00 Asia/Shanghai on the day after the session's (scheduled) start, in UTC."""
-    day = to_local(live_session.scheduled_start).date() + timedelta(days=1)
+    day = to_local(scheduled_start).date() + timedelta(days=1)
     return datetime.combine(day, DELIVER_AT, tzinfo=SHANGHAI).astimezone(UTC)
 
 
@@ -103,13 +104,15 @@ def promise_text(live_session: LiveSession, deliver_by: datetime) -> str:
     return messages.promise(live_session.scheduled_start, deliver_by).render(DEFAULT_LOCALE)
 
 
-def _terms(live_session: LiveSession, row: GroupSettings | None) -> Terms:
+def _terms(session_id: int, scheduled_start: datetime, row: GroupSettings | None) -> Terms:
     deliver_by = (
-        row.deliver_by if row is not None and row.deliver_by is not None else default_deliver_by(live_session)
+        row.deliver_by
+        if row is not None and row.deliver_by is not None
+        else default_deliver_by(scheduled_start)
     )
-    promise = messages.promise(live_session.scheduled_start, deliver_by)
+    promise = messages.promise(scheduled_start, deliver_by)
     return Terms(
-        session_id=live_session.id,
+        session_id=session_id,
         threshold=row.threshold if row is not None else DEFAULT_THRESHOLD,
         deliver_by=as_utc(deliver_by),
         cutoff_at=as_utc(row.cutoff_at) if row is not None and row.cutoff_at is not None else None,
@@ -123,9 +126,18 @@ def _terms(live_session: LiveSession, row: GroupSettings | None) -> Terms:
 
 
 async def terms_of(session: AsyncSession, session_id: int) -> Terms:
-    """The session's terms (``SessionNotFound`` for an unknown session)."""
-    live_session = await live_service.get_session(session, session_id)
-    return _terms(live_session, await session.get(GroupSettings, session_id))
+    """The session's terms (``SessionNotFound`` for an unknown session), in one query: the session's
+    start and its settings row, not the session with its lineup (every paid order asks)."""
+    found = (
+        await session.execute(
+            select(LiveSession.scheduled_start, GroupSettings)
+            .outerjoin(GroupSettings, GroupSettings.session_id == LiveSession.id)
+            .where(LiveSession.id == session_id)
+        )
+    ).one_or_none()
+    if found is None:
+        raise SessionNotFound(f"no live session with id {session_id}", session_id=session_id)
+    return _terms(session_id, found[0], found[1])
 
 
 async def update_settings(
@@ -169,7 +181,7 @@ async def update_settings(
     row.updated_by = actor.id
     row.updated_at = now
     await session.flush()
-    terms = _terms(live_session, row)
+    terms = _terms(live_session.id, live_session.scheduled_start, row)
     moved = "deliver_by" in changes or "cutoff_at" in changes
     if moved and terms.deliver_by <= (terms.cutoff_at or now):
         raise InvalidSettings("the delivery promise must come after the cutoff", field="deliver_by")
@@ -309,6 +321,9 @@ async def open_group(
 ) -> GroupOrder:
     """The (session, community) group order, opened now if it does not exist (``group_order.opened``);
     the unique pair decides a race between two openers, the loser reads the winner's row."""
+    group = await group_of(session, session_id, community.id)
+    if group is not None:
+        return group  # every paid order but the community's first
     points = community.open_pickup_points
     inserted = (
         await session.execute(
@@ -356,7 +371,7 @@ async def _move_units(
     ``reached``); a settled one only counts. Records the history and the events of this change. ``was``:
     the state before, when a new threshold makes it unknowable from the units."""
     reach = GroupOrder.units + n >= GroupOrder.threshold
-    row = (
+    group: GroupOrder = (
         await session.execute(
             update(GroupOrder)
             .where(GroupOrder.id == group_id)
@@ -371,13 +386,13 @@ async def _move_units(
                 ),
                 updated_at=now,
             )
-            .returning(GroupOrder.units, GroupOrder.state, GroupOrder.threshold)
-            .execution_options(synchronize_session=False)
+            .returning(GroupOrder)
+            # The returned row refreshes the group in this session (it may hold it from before).
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-    ).one()
-    units, state, threshold = int(row[0]), str(row[1]), int(row[2])
+    ).scalar_one()
+    units, state, threshold = group.units, group.state, group.threshold
     before = units - n
-    group = await get_group_order(session, group_id, fresh=True)
     if state in OPEN_STATES:
         if was is None:
             was = GroupState.reached.value if before >= threshold else GroupState.collecting.value
