@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.community import service as community_service
 from linli.community.schemas import MembershipSource
 from linli.core.clock import as_utc, to_local, utcnow
+from linli.core.db import insert_unless_taken
 from linli.core.events import Subjects, record_event
 from linli.identity.models import AuthSession, Device, User
 from linli.orders import coupons
@@ -122,20 +123,20 @@ def normalise_code(raw: str) -> str:
 
 
 async def invite_code_of(session: AsyncSession, user_id: int) -> str:
-    """The neighbour's invite code, made the first time it is asked for (unique; a clash draws again)."""
+    """The neighbour's invite code, made the first time it is asked for (unique; a clash draws again).
+    Made by ``INSERT … ON CONFLICT DO NOTHING``: one statement, not a savepoint's four round trips."""
     existing = await session.get(InviteCode, user_id)
     if existing is not None:
         return existing.code
     for _ in range(8):
-        row = InviteCode(user_id=user_id, code=new_code(), created_at=utcnow())
-        try:
-            async with session.begin_nested():
-                session.add(row)
+        row = await insert_unless_taken(
+            session, InviteCode, {"user_id": user_id, "code": new_code(), "created_at": utcnow()}, key=None
+        )
+        if row is not None:
             return row.code
-        except IntegrityError:
-            raced = await session.get(InviteCode, user_id, populate_existing=True)
-            if raced is not None:
-                return raced.code  # the same neighbour's other request made it first
+        raced = await session.get(InviteCode, user_id, populate_existing=True)
+        if raced is not None:
+            return raced.code  # the same neighbour's other request made it first
     raise RuntimeError("could not draw a free invite code")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -151,20 +152,38 @@ async def poster_plan(
     """Where the poster's file is, and what to draw there (None when it is cached already) for this
     (order, format, text). Raises 404 (not theirs), 409 (not paid), 422 (format, line: too long, refused
     word). A cached poster costs one narrow query: its line passed the filter when it was drawn."""
-    fmt = check_format(fmt)
+    return (await poster_plans(session, runtime, order_id, user, formats=(fmt,), line=line))[0]
+
+
+async def poster_plans(
+    session: AsyncSession,
+    runtime: Runtime,
+    order_id: int,
+    user: User,
+    *,
+    formats: Sequence[str],
+    line: str | None = None,
+) -> list[tuple[Path, posters.PosterSpec | None]]:
+    """``poster_plan`` for several formats of one order, in their order: the order, its share kit and
+    the line are read and checked once for all of them."""
+    formats = [check_format(fmt) for fmt in formats]
     key = _line_key(line)
     if len(key) > SHARE_LINE_MAX:
         raise InvalidShareLine(
             f"the share line is at most {SHARE_LINE_MAX} characters", field="line", max_length=SHARE_LINE_MAX
         )
     await _owned_status(session, order_id, user)
-    path = cached_poster(runtime, order_id, user, fmt, key)
-    if path.exists():
-        return path, None
+    paths = [cached_poster(runtime, order_id, user, fmt, key) for fmt in formats]
+    if all(path.exists() for path in paths):
+        return [(path, None) for path in paths]
     order = await shareable_order(session, order_id, user)
     kit = await share_kit(session, runtime, order, user)
     text = await clean_share_line(session, runtime, key, kit.default_line)
-    return path, poster_spec(kit, user, fmt, text, runtime.settings.media_dir)
+    media = runtime.settings.media_dir
+    return [
+        (path, None if path.exists() else poster_spec(kit, user, fmt, text, media))
+        for fmt, path in zip(formats, paths, strict=True)
+    ]
 
 
 async def poster_file(

@@ -122,15 +122,15 @@ def poster_prerender_consumer(runtime: Runtime) -> Consumer:
         user = await session.get(User, event.user_id)
         if user is None:
             return
-        for fmt in PRERENDERED_FORMATS:
-            try:
-                path, spec = await shares.poster_plan(
-                    session, runtime, event.order_id, user, fmt=fmt, line=None
-                )
-            except LinliError as exc:
-                # Refunded or gone meanwhile: nothing to draw.
-                log.info("no poster for order %s: %s", event.order_id, exc.message)
-                return
+        try:
+            plans = await shares.poster_plans(
+                session, runtime, event.order_id, user, formats=PRERENDERED_FORMATS
+            )
+        except LinliError as exc:
+            # Refunded or gone meanwhile: nothing to draw.
+            log.info("no poster for order %s: %s", event.order_id, exc.message)
+            return
+        for path, spec in plans:
             if spec is not None and not prerenderer_of(runtime).submit(path, spec):
                 return
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from linli.core.db import Database
 from linli.referral import service
-from linli.referral.models import Binding, Conversion
+from linli.referral.models import Binding, Conversion, InviteCode
 from tests.referral.factories import World, drain_referral
 
 # A step: (verb, *args, {kwargs}) — verbs are World's: visit(visitor, sharer), login(name), pay(name),
@@ -238,3 +238,19 @@ async def test_invite_codes_are_short_unambiguous_and_stable(db: Database) -> No
     async with db.sessionmaker() as session:
         sharer = await service.sharer_of(session, f" {(await world.code('A')).lower()} ")
         assert sharer.id == world.users["A"].id
+
+
+async def test_an_invite_code_is_made_once_and_a_clash_draws_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await World.create(db, "AB")
+    taken = await world.code("A")
+    assert await world.code("A") == taken  # asked again: the same code, nothing new drawn
+    draws = iter([taken, "FRESH2345"])
+    monkeypatch.setattr(service, "new_code", lambda: next(draws))
+    # B's first draw is A's code: refused by the unique key, drawn again; A keeps theirs.
+    assert await world.code("B") == "FRESH2345"
+    assert await world.code("A") == taken
+    async with db.sessionmaker() as session:
+        owners = dict((await session.execute(select(InviteCode.code, InviteCode.user_id))).all())
+    assert owners == {taken: world.users["A"].id, "FRESH2345": world.users["B"].id}
