@@ -450,16 +450,17 @@ async def attribute_first_order(session: AsyncSession, order_id: int) -> Convers
     if order.paid_at is None:
         return None
     paid_at = as_utc(order.paid_at)
+    # Most buyers came without a share link: asking for their bindings first ends their case here.
+    anonymous = await anonymous_ids_of(session, order.user_id)
+    candidates = await _active_bindings(session, user_id=order.user_id, anonymous_ids=anonymous, at=paid_at)
+    if not candidates:
+        return None
     done = await session.scalar(
         select(Conversion).where(or_(Conversion.order_id == order.id, Conversion.referee_id == order.user_id))
     )
     if done is not None or await _has_earlier_paid_order(session, order):
         return None
-    anonymous = await anonymous_ids_of(session, order.user_id)
     config = await get_referral_settings(session)
-    candidates = await _active_bindings(session, user_id=order.user_id, anonymous_ids=anonymous, at=paid_at)
-    if not candidates:
-        return None
     binding = candidates[-1] if config.last_touch else candidates[0]
     binding.user_id = order.user_id
     reason = await refusal_reason(
