@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import logging
 import os
 import random
@@ -64,6 +63,7 @@ from linli.core import jobs
 from linli.core.clock import utcnow
 from linli.core.db import Database
 from linli.core.jobs import Job
+from linli.core.lowpriority import die_with_parent
 from linli.identity.models import AuthSession, User, UserRole
 from linli.identity.tokens import hash_token
 from linli.live.models import LineupItem, LiveSession
@@ -326,7 +326,7 @@ async def server(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     process = subprocess.Popen(
         command,
@@ -334,7 +334,7 @@ async def server(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     try:
         async with httpx.AsyncClient(base_url=base, timeout=2.0) as client:
@@ -366,12 +366,6 @@ async def server(
                 worker.kill()
                 worker.wait()
         log.close()
-
-
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGTERM when the benchmark process dies, however it dies."""
-    with suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def command_line(port: int, workers: int) -> list[str]:

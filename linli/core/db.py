@@ -208,9 +208,9 @@ async def insert_unless_taken(
     """One ``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new row as a persistent object of
     ``session``, or None when its unique ``key`` (a partial unique index when ``where`` is given; any of
     the table's unique keys when ``key`` is None) is taken — also by a concurrent transaction, whose end
-    this statement waits for. Give ``where`` as the
-    index's own SQL text without parameters: PostgreSQL must prove it implies the index's predicate
-    when planning, and a prepared statement's generic plan has no parameter values to prove it with.
+    this statement waits for. Give ``where`` as the index's own SQL text without parameters: PostgreSQL
+    must prove it implies the index's predicate when planning, and a prepared statement's generic plan
+    has no parameter values to prove it with.
 
     What a lookup, a savepoint, the insert and the savepoint's release did in four round trips; the
     columns left out of ``values`` get their defaults, and the object comes back with every column."""

@@ -24,6 +24,11 @@ def become_lowest_priority() -> None:
     os.nice(19)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the process that started it ends; elsewhere nothing."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
