@@ -19,7 +19,9 @@ oversold units (reserved + sold beyond stock, or sold without a paid order behin
 (money the processor took with no paid or refunded order for it) — both must be 0, or the run fails —
 the time until every payment settled, and the ratio of orders per second to the ``pgbench`` tps of the
 bare transaction (reserve + insert order) at the same number of connections on the same PostgreSQL
-server. ``--profile DIR`` runs the server under py-spy (raw stacks per run, for flamegraphs).
+server, and the CPU seconds each part of the machine used (``bench.cpu_use``). ``--step-costs`` adds
+each step's SQL statements and CPU per request, in-process; ``--profile DIR`` runs the server under
+py-spy (raw stacks per run, for flamegraphs).
 """
 
 from __future__ import annotations
