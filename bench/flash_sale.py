@@ -584,7 +584,7 @@ async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, Ste
     from asgi_lifespan import LifespanManager
 
     from linli.core.config import Settings
-    from linli.core.consumers import run_consumer_once
+    from linli.core.consumers import Consumer, run_consumer_once
     from linli.core.hub import LocalHub
     from linli.core.runtime import Runtime
     from linli.orders.payments.providers.base import ReportedStatus
@@ -622,10 +622,9 @@ async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, Ste
             cost.requests += requests
             current[0] = ""
 
-    async def consumers() -> None:
-        for consumer in runtime.consumers:
-            while await run_consumer_once(db, consumer):
-                pass
+    async def drain(consumer: Consumer) -> None:
+        while await run_consumer_once(db, consumer):
+            pass
 
     secret = sandbox_secret(SECRET)
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
@@ -633,7 +632,8 @@ async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, Ste
         async with LifespanManager(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                await consumers()  # the cursors start past the sale's set-up
+                for consumer in runtime.consumers:
+                    await drain(consumer)  # the cursors start past the sale's set-up
                 for _ in range(buyers):
                     async with step("GET /healthz (the floor)"):
                         await client.get("/healthz")
@@ -673,8 +673,7 @@ async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, Ste
                     assert answer.status_code == 200, answer.text
                 for consumer in runtime.consumers:
                     async with step(f"consumer {consumer.name}, per order", buyers):
-                        while await run_consumer_once(db, consumer):
-                            pass
+                        await drain(consumer)
                 await prerenderer_of(runtime).settle()  # its drawings run in a process of its own
                 async with db.sessionmaker() as session:
                     item = await session.get(LineupItem, sale.item_id)
