@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     consumer_poll_seconds: float = 0.5
     consumer_batch_size: int = 200
     consumer_max_attempts: int = 5
+    # A consumer that yields to requests (group counts, referral attribution, poster planning) waits
+    # while this process serves at least ``consumer_yield_in_flight`` requests, but never longer than
+    # ``consumer_yield_seconds`` between two of its batches.
+    consumer_yield_in_flight: int = Field(default=8, ge=1)
+    consumer_yield_seconds: float = Field(default=5.0, ge=0, le=300)
     job_poll_seconds: float = 0.5
     job_lease_seconds: int = 60
 

@@ -60,6 +60,10 @@ class Consumer:
     # is watching the clock for (the live room's) gets a lane of its own, so its latency is its own pass
     # and not the sum of every other consumer's.
     lane: str = "default"
+    # Work nobody is watching the clock for (a group's count, a poster drawn ahead): during a rush it
+    # waits for a quiet moment, up to ``consumer_yield_seconds`` a batch, so the requests go first — and
+    # then takes what piled up in one batch.
+    yields_to_requests: bool = False
 
 
 @dataclass

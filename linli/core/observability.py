@@ -6,6 +6,7 @@ import logging
 import secrets
 import sys
 import time
+from dataclasses import dataclass
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,12 +42,21 @@ def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
+@dataclass
+class RequestGauge:
+    """How many HTTP requests this process is serving right now (``RequestIdMiddleware`` keeps it), so
+    background work that can wait (``Consumer.yields_to_requests``) knows when a rush is on."""
+
+    in_flight: int = 0
+
+
 class RequestIdMiddleware:
     """Gives every request an id (or keeps a sane incoming ``X-Request-ID``), binds it to the logs,
-    returns it in the response and writes one access line."""
+    returns it in the response and writes one access line. Counts the requests in flight in ``gauge``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, gauge: RequestGauge | None = None) -> None:
         self.app = app
+        self.gauge = gauge or RequestGauge()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,9 +79,11 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        self.gauge.in_flight += 1
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            self.gauge.in_flight -= 1
             access_log.info(
                 "request",
                 method=scope.get("method"),

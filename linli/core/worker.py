@@ -8,22 +8,32 @@ import logging
 
 from linli.core.consumers import Consumer, consume
 from linli.core.jobs import run_due_jobs
+from linli.core.observability import RequestGauge
 from linli.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 # How soon to look again when another process held a consumer's cursor.
 BUSY_ELSEWHERE_SECONDS = 0.02
+# How often a consumer yielding to a rush looks whether it has quietened.
+YIELD_RECHECK_SECONDS = 0.25
 
 
 class BackgroundWorker:
     """Runs every registered consumer and the durable timers until stopped.
 
     ``stop`` lets the pass in flight finish (a job's completion, a batch's cursor move) before the loops
-    end, so a clean shutdown leaves nothing half-done for the lease or the retry count to clean up."""
+    end, so a clean shutdown leaves nothing half-done for the lease or the retry count to clean up.
 
-    def __init__(self, runtime: Runtime) -> None:
+    ``requests`` is the app's gauge of requests in flight: with it, the consumers that yield to requests
+    wait out a rush in this process (``Consumer.yields_to_requests``). A worker of its own
+    (``linli worker``) has none and never waits."""
+
+    def __init__(self, runtime: Runtime, *, requests: RequestGauge | None = None) -> None:
         self.runtime = runtime
+        self.requests = requests
+        # consumer name -> loop time it began waiting for a quiet moment
+        self.yielding: dict[str, float] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.wakes: dict[str, asyncio.Event] = {}
         self.stopping = asyncio.Event()
@@ -128,6 +138,14 @@ class BackgroundWorker:
                 break
             if resting.get(consumer.name, now) > now:
                 continue
+            if consumer.yields_to_requests and self._in_a_rush():
+                since = self.yielding.setdefault(consumer.name, now)
+                if now - since < settings.consumer_yield_seconds:
+                    resting[consumer.name] = min(
+                        now + YIELD_RECHECK_SECONDS, since + settings.consumer_yield_seconds
+                    )
+                    continue
+            self.yielding.pop(consumer.name, None)
             try:
                 result = await consume(
                     self.runtime.db,
@@ -146,6 +164,12 @@ class BackgroundWorker:
             else:
                 resting.pop(consumer.name, None)
         return moved, elsewhere
+
+    def _in_a_rush(self) -> bool:
+        return (
+            self.requests is not None
+            and self.requests.in_flight >= self.runtime.settings.consumer_yield_in_flight
+        )
 
     async def _timers(self) -> None:
         settings = self.runtime.settings

@@ -47,6 +47,7 @@ def attribution_consumer() -> Consumer:
         name=CONSUMER,
         handler=_on_event,
         types=frozenset({events.ORDER_PAID, events.ORDER_REFUNDED, events.LOGGED_IN}),
+        yields_to_requests=True,
     )
 
 
@@ -134,6 +135,11 @@ def poster_prerender_consumer(runtime: Runtime) -> Consumer:
             if spec is not None and not prerenderer_of(runtime).submit(path, spec):
                 return
 
+    # In a rush it waits for a quiet moment: a poster asked for before it is drawn is drawn on demand.
     return Consumer(
-        name=PRERENDER, handler=handler, types=frozenset({events.ORDER_PAID}), from_beginning=False
+        name=PRERENDER,
+        handler=handler,
+        types=frozenset({events.ORDER_PAID}),
+        from_beginning=False,
+        yields_to_requests=True,
     )

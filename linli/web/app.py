@@ -23,7 +23,7 @@ from linli.core.errors import install_error_handlers
 from linli.core.heap import settle_heap
 from linli.core.i18n import catalog as messages
 from linli.core.i18n import negotiate
-from linli.core.observability import RequestIdMiddleware, configure_logging
+from linli.core.observability import RequestGauge, RequestIdMiddleware, configure_logging
 from linli.core.runtime import Runtime
 from linli.core.templating import register_templates
 from linli.core.worker import BackgroundWorker
@@ -64,6 +64,7 @@ def create_app(
     settings = settings or get_settings()
     configure_logging(json=settings.log_json)
     _register_ui()
+    requests = RequestGauge()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +75,7 @@ def create_app(
         app.state.runtime = rt
         app.state.worker = None
         if settings.run_workers_in_app:
-            app.state.worker = BackgroundWorker(rt)
+            app.state.worker = BackgroundWorker(rt, requests=requests)
             app.state.worker.start()
         if server_process:
             settle_heap()
@@ -101,7 +102,7 @@ def create_app(
     install_error_handlers(app)
 
     app.add_middleware(ShellContextMiddleware, secure_cookies=settings.secure_cookies)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, gauge=requests)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:

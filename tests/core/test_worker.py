@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Receive, Scope, Send
 
 import linli.core.worker as worker_module
 from linli.core.clock import utcnow
@@ -15,6 +17,7 @@ from linli.core.db import Database
 from linli.core.events import Event, record_event
 from linli.core.hub import LocalHub
 from linli.core.jobs import DONE, Job, schedule_job
+from linli.core.observability import RequestGauge, RequestIdMiddleware
 from linli.core.runtime import Runtime
 from linli.core.worker import BackgroundWorker
 
@@ -157,3 +160,88 @@ async def test_commits_that_append_events_are_counted_and_others_are_not(db: Dat
         await session.rollback()
         await session.commit()
     assert db.event_commits == start + 1
+
+
+async def test_a_consumer_that_yields_to_requests_waits_out_a_rush_but_not_past_its_bound(
+    settings: Settings, db: Database
+) -> None:
+    """While the process serves many requests, the group counts and posters wait (up to
+    ``consumer_yield_seconds``); the room's consumer does not. Once quiet, they are prompt again."""
+    runtime = Runtime(
+        settings=settings.model_copy(
+            update={
+                "consumer_yield_seconds": 1.5,
+                "consumer_yield_in_flight": 8,
+                "consumer_poll_seconds": 0.1,
+            }
+        ),
+        db=db,
+        hub=LocalHub(),
+    )
+    seen: dict[str, asyncio.Queue[int]] = {"room": asyncio.Queue(), "counts": asyncio.Queue()}
+
+    def recording(name: str, *, yields: bool) -> Consumer:
+        async def handler(session: AsyncSession, event: Event) -> None:
+            await seen[name].put(event.id)
+
+        return Consumer(name, handler, types=frozenset({"test.paid"}), yields_to_requests=yields)
+
+    runtime.consumers.add(recording("room", yields=False))
+    runtime.consumers.add(recording("counts", yields=True))
+    requests = RequestGauge()
+    worker = BackgroundWorker(runtime, requests=requests)
+    worker.start()
+
+    async def paid() -> int:
+        async with db.sessionmaker() as session:
+            event = record_event(session, "test.paid")
+            await session.commit()
+        worker.poke()
+        return event.id
+
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.sleep(0.1)  # the first passes find the log empty
+        requests.in_flight = 8  # a rush
+        first = await paid()
+        began = loop.time()
+        assert await asyncio.wait_for(seen["room"].get(), timeout=1) == first
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(seen["counts"].get(), timeout=0.8)
+        # Still a rush, but it waited as long as it may: it runs once, then waits again.
+        assert await asyncio.wait_for(seen["counts"].get(), timeout=2) == first
+        assert 1.3 <= loop.time() - began <= 2.5
+
+        requests.in_flight = 7  # below the mark: quiet enough
+        second = await paid()
+        assert await asyncio.wait_for(seen["counts"].get(), timeout=0.6) == second
+        assert await asyncio.wait_for(seen["room"].get(), timeout=0.6) == second
+    finally:
+        await asyncio.wait_for(worker.stop(), timeout=3)
+
+
+async def test_the_request_gauge_counts_requests_in_flight_and_forgets_one_that_failed() -> None:
+    gauge = RequestGauge()
+    during: list[int] = []
+    all_in = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        during.append(gauge.in_flight)
+        if len(during) == 3:
+            all_in.set()
+        await all_in.wait()  # the three requests are served at the same time
+        if scope["path"] == "/boom":
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = RequestIdMiddleware(app, gauge=gauge)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=middleware), base_url="http://t"
+    ) as client:
+        answers = await asyncio.gather(*(client.get("/ok") for _ in range(3)))
+        with pytest.raises(RuntimeError):
+            await client.get("/boom")
+    assert [answer.status_code for answer in answers] == [204, 204, 204]
+    assert during == [1, 2, 3, 1]
+    assert gauge.in_flight == 0
