@@ -438,19 +438,14 @@ async def rush(
             run.error_samples.append(f"{type(exc).__name__}: {exc}")
 
     async def pay(
-        client: aiohttp.ClientSession, order_id: int, headers: dict[str, str], pause: float
+        client: aiohttp.ClientSession, out_trade_no: str, headers: dict[str, str], pause: float
     ) -> None:
         try:
             if pause:
                 await asyncio.sleep(pause)
-            status, payment = await post(
-                client, f"/api/v1/orders/{order_id}/payments", {"provider": "sandbox"}, headers
-            )
-            if status != 201:
-                raise RuntimeError(f"payment {status}: {str(payment)[:200]}")
             status, tap = await post(
                 client,
-                f"/api/v1/payments/sandbox/{payment['out_trade_no']}",
+                f"/api/v1/payments/sandbox/{out_trade_no}",
                 {"result": "succeeded"},
                 headers,
             )
@@ -465,7 +460,12 @@ async def rush(
         while not queue.empty():
             token, quantity = queue.get_nowait()
             headers = {"Authorization": f"Bearer {token}"}
-            body = {"session_id": sale.session_id, "lineup_item_id": sale.item_id, "quantity": quantity}
+            body = {
+                "session_id": sale.session_id,
+                "lineup_item_id": sale.item_id,
+                "quantity": quantity,
+                "pay": {"provider": "sandbox"},  # the payment opens with the order, as the sheet does
+            }
             try:
                 started = time.perf_counter()
                 status, order = await post(
@@ -478,6 +478,8 @@ async def rush(
                     continue
                 if status != 201:
                     raise RuntimeError(f"create {status}: {str(order)[:200]}")
+                if not order.get("payment"):
+                    raise RuntimeError(f"no payment with the order: {str(order)[:200]}")
                 run.create_ok_seconds.append(took)
                 last_success = time.perf_counter()
                 run.orders += 1
@@ -485,10 +487,11 @@ async def rush(
             except Exception as exc:
                 failed(exc)
                 continue
+            out_trade_no = order["payment"]["out_trade_no"]
             if pay_after[1] <= 0:
-                await pay(client, order["id"], headers, 0)
+                await pay(client, out_trade_no, headers, 0)
             else:
-                task = asyncio.create_task(pay(payers, order["id"], headers, rng.uniform(*pay_after)))
+                task = asyncio.create_task(pay(payers, out_trade_no, headers, rng.uniform(*pay_after)))
                 paying.add(task)
                 task.add_done_callback(paying.discard)
 
@@ -578,9 +581,10 @@ class StepCost:
 async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, StepCost]:
     """What each step of a checkout costs in the app, measured in-process through the ASGI app (no HTTP
     server, no other load): SQL statements and CPU milliseconds per request for ``buyers`` neighbours
-    each creating an order, opening a sandbox payment, tapping 支付 and being notified, then the event
-    consumers' work for those events, then sold-out refusals. The CPU is this whole process's — the
-    in-process client included, so ``GET /healthz`` is measured too as the floor every request pays."""
+    each creating an order with its sandbox payment (one request, as the sheet does), tapping 支付 and
+    being notified, then the event consumers' work for those events, then sold-out refusals. The CPU is
+    this whole process's — the in-process client included, so ``GET /healthz`` is measured too as the
+    floor every request pays."""
     from asgi_lifespan import LifespanManager
 
     from linli.core.config import Settings
@@ -639,17 +643,15 @@ async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, Ste
                         await client.get("/healthz")
                 for token in sale.tokens:
                     headers = {"Authorization": f"Bearer {token}"}
-                    body = {"session_id": sale.session_id, "lineup_item_id": sale.item_id, "quantity": 1}
-                    async with step("create order"):
+                    body = {
+                        "session_id": sale.session_id,
+                        "lineup_item_id": sale.item_id,
+                        "quantity": 1,
+                        "pay": {"provider": "sandbox"},
+                    }
+                    async with step("create order, with its payment"):
                         order = (await client.post("/api/v1/orders", json=body, headers=headers)).json()
-                    async with step("create payment"):
-                        payment = (
-                            await client.post(
-                                f"/api/v1/orders/{order['id']}/payments",
-                                json={"provider": "sandbox"},
-                                headers=headers,
-                            )
-                        ).json()
+                    payment = order["payment"]
                     async with step("sandbox tap"):
                         await client.post(
                             f"/api/v1/payments/sandbox/{payment['out_trade_no']}",

@@ -53,6 +53,10 @@ from linli.live.models import LineupItem
 from linli.orders import events, service
 from linli.orders.errors import LineupItemNotFound
 from linli.orders.models import Fulfilment, Order, OrderLine, OrderStatus, OrderStatusChange
+from linli.orders.payments import service as payments
+from linli.orders.payments.models import Payment
+from linli.orders.payments.providers.base import PaymentOrder, PaymentProvider, Scene
+from linli.orders.payments.schemas import PaymentRead
 from linli.orders.schemas import OrderCreate, OrderLineRead, OrderRead
 from linli.orders.stock import (
     hold_purchases,
@@ -74,6 +78,26 @@ def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
+@dataclass(frozen=True, slots=True)
+class PayWith:
+    """The payment to open with a new order, in the batch's transaction: a provider whose checkout needs
+    nobody else (``local_checkout``), so a batch never waits on another party."""
+
+    provider: PaymentProvider
+    scene: Scene
+    notify_url: str
+    payer_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A placed order, and its payment when one was asked for and opened with it. A replay, or an order
+    placed one by one, comes without: the caller opens (or resumes) the payment itself."""
+
+    order: OrderRead
+    payment: PaymentRead | None = None
+
+
 @dataclass(eq=False)
 class _Request:
     user_id: int
@@ -82,7 +106,8 @@ class _Request:
     key: str | None
     fingerprint: str
     # Thread-safe: the queue may run on a thread of its own (``CheckoutQueue``).
-    future: Future[OrderRead]
+    future: Future[Placed]
+    pay: PayWith | None = None
 
 
 @dataclass(eq=False)
@@ -100,7 +125,7 @@ class _Placing:
 
 @dataclass
 class _Outcome:
-    placed: dict[_Request, OrderRead] = field(default_factory=dict)
+    placed: dict[_Request, Placed] = field(default_factory=dict)
     refused: dict[_Request, LinliError] = field(default_factory=dict)
     one_by_one: list[_Request] = field(default_factory=list)
 
@@ -143,9 +168,16 @@ class CheckoutQueue:
         self._start_error: Exception | None = None
         self._batch_db: Database | None = None
 
-    async def place(self, user: User, data: OrderCreate, *, idempotency_key: str | None = None) -> OrderRead:
+    async def place(
+        self,
+        user: User,
+        data: OrderCreate,
+        *,
+        idempotency_key: str | None = None,
+        pay: PayWith | None = None,
+    ) -> Placed:
         """Place ``data`` for ``user`` with the others waiting now; what ``service.create_order`` would
-        return (as ``OrderRead``) or raise."""
+        return (as ``OrderRead``) or raise — with ``pay``, its payment opened in the same transaction."""
         key = service.check_idempotency_key(idempotency_key)
         request = _Request(
             user_id=user.id,
@@ -154,6 +186,7 @@ class CheckoutQueue:
             key=key,
             fingerprint=service.request_fingerprint(data),
             future=Future(),
+            pay=pay,
         )
         if data.coupon_id is not None:
             return await self._create_alone(request, self.db)
@@ -302,7 +335,7 @@ class CheckoutQueue:
                     if not request.future.done():
                         request.future.set_result(result)
 
-    async def _create_alone(self, request: _Request, db: Database) -> OrderRead:
+    async def _create_alone(self, request: _Request, db: Database) -> Placed:
         """``service.create_order`` in a transaction of its own (replays, coupons, a failed batch)."""
         async with db.sessionmaker() as session:
             try:
@@ -316,7 +349,7 @@ class CheckoutQueue:
                     idempotency_key=request.key,
                     reservation_minutes=self.reservation_minutes,
                 )
-                result = OrderRead.of(order)
+                result = Placed(OrderRead.of(order))
                 await session.commit()
             except BaseException:
                 await session.rollback()
@@ -354,9 +387,13 @@ class CheckoutQueue:
                 assert p.refusal is not None
                 outcome.refused[p.request] = p.refusal
         placed = [p for p in placing if p.refusal is None]
-        await _insert_order_rows(session, placed, reserved_until, now)
+        paid_with, payment_events = await _open_payments(session, placed, reserved_until, now)
+        await _insert_order_rows(session, placed, reserved_until, now, then=payment_events)
         for p in placed:
-            outcome.placed[p.request] = _read(p, reserved_until, now)
+            payment = paid_with.get(p.request)
+            outcome.placed[p.request] = Placed(
+                _read(p, reserved_until, now), PaymentRead.of(payment) if payment is not None else None
+            )
 
 
 async def _without_replays(session: AsyncSession, batch: list[_Request], outcome: _Outcome) -> list[_Request]:
@@ -505,11 +542,55 @@ async def _take_units(session: AsyncSession, placing: list[_Placing]) -> None:
         raise RuntimeError(f"item {item.id}: {granted} units were left under the lock but not reservable")
 
 
-async def _insert_order_rows(
+async def _open_payments(
     session: AsyncSession, placed: list[_Placing], reserved_until: datetime, now: datetime
+) -> tuple[dict[_Request, Payment], list[dict[str, Any]]]:
+    """The payments asked for with the orders (``PayWith``), in one statement; their events, to append
+    after the orders' own."""
+    wanted = [p for p in placed if p.request.pay is not None]
+    new = []
+    for p in wanted:
+        pay, item = p.request.pay, p.item
+        assert pay is not None
+        _, _, total = service.price(item, p.request.data.quantity)
+        out_trade_no = payments.new_out_trade_no()
+        checkout = await pay.provider.create_payment(
+            PaymentOrder(
+                out_trade_no=out_trade_no,
+                amount_fen=total,
+                description=payments.order_description([item.product.name], p.order_id),
+                scene=pay.scene,
+                notify_url=pay.notify_url,
+                expires_at=reserved_until,
+                payer_ip=pay.payer_ip,
+            )
+        )
+        new.append(
+            payments.NewPayment(
+                order_id=p.order_id,
+                user_id=p.request.user_id,
+                session_id=item.session_id,
+                amount_fen=total,
+                provider=pay.provider.name,
+                scene=pay.scene,
+                out_trade_no=out_trade_no,
+                checkout=checkout,
+            )
+        )
+    opened, created = await payments.insert_new_payments(session, new, now=now)
+    return {p.request: payment for p, payment in zip(wanted, opened, strict=True)}, created
+
+
+async def _insert_order_rows(
+    session: AsyncSession,
+    placed: list[_Placing],
+    reserved_until: datetime,
+    now: datetime,
+    *,
+    then: list[dict[str, Any]],
 ) -> None:
     """Each placed order's line, first status change, expiry timer and ``order.created`` event: one
-    statement per table."""
+    statement per table; ``then``, more events to append after those (the payments opened with them)."""
     if not placed:
         return
     lines, changes, jobs, created = [], [], [], []
@@ -577,7 +658,7 @@ async def _insert_order_rows(
     await session.execute(insert(_table(OrderLine)), lines)
     await session.execute(insert(_table(OrderStatusChange)), changes)
     await session.execute(insert(_table(Job)), jobs)
-    await append_events(session, created)
+    await append_events(session, [*created, *then])
 
 
 def _read(p: _Placing, reserved_until: datetime, now: datetime) -> OrderRead:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from linli.orders.models import Fulfilment, Order, OrderLine, OrderStatus, OrderStatusChange
+from linli.orders.payments.schemas import PaymentCreate, PaymentRead
 
 MAX_QUANTITY = 999
 Id = Annotated[int, Field(ge=1, le=2**62)]
@@ -35,6 +36,11 @@ class OrderCreate(BaseModel):
     store_id: Id | None = Field(default=None, description="Required when fulfilment is 'store'")
     contact_phone: Phone | None = Field(default=None, description="Your account's phone when left out")
     coupon_id: Id | None = Field(default=None, description="One of your coupons to apply (one per order)")
+    pay: PaymentCreate | None = Field(
+        default=None,
+        description="Start paying at once: the answer carries the payment, as "
+        "POST /api/v1/orders/{id}/payments would (one round trip fewer)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +144,15 @@ class OrderRead(BaseModel):
             expired_at=order.expired_at,
             refunded_at=order.refunded_at,
         )
+
+
+class PlacedOrderRead(OrderRead):
+    """A new order; with ``pay`` asked for, its payment too. Should the payment not open (the provider
+    unreachable), ``payment_error`` says why: the order stands, and POST /api/v1/orders/{id}/payments
+    tries again."""
+
+    payment: PaymentRead | None = None
+    payment_error: dict[str, Any] | None = None
 
 
 class OrderDetail(OrderRead):

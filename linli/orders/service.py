@@ -284,7 +284,9 @@ def check_idempotency_key(key: str | None) -> str | None:
 
 def request_fingerprint(data: OrderCreate) -> str:
     # Without a coupon the body hashes as it did before coupons existed (keys from then still replay).
-    fields = data.model_dump(mode="json", exclude={"coupon_id"} if data.coupon_id is None else None)
+    # How to pay is not the order: a retry that asks to pay (or not) is the same order.
+    left_out = {"pay"} if data.coupon_id is not None else {"pay", "coupon_id"}
+    fields = data.model_dump(mode="json", exclude=left_out)
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
 

@@ -113,10 +113,13 @@ def test_returning_neighbour_pays_from_the_room_in_three_taps(
         assert _png_size(shot) == (PHONE_VIEWPORT["width"], PHONE_VIEWPORT["height"])
         assert shot.stat().st_size > 10_000  # a rendered sheet, not a blank page
 
-        # Tap 2: pay. The order is placed and the sandbox cashier opens.
+        # Tap 2: pay. The order is placed with its payment, in one request, and the sandbox cashier opens.
+        posts: list[str] = []
+        zhang.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
         pay.click()
         taps += 1
         zhang.wait_for_url("**/pay/sandbox/**")
+        assert [url.removeprefix(server.base_url) for url in posts] == ["/api/v1/orders"]
         expect(zhang.get_by_test_id("cashier-amount")).to_have_text("¥25")
 
         # Tap 3: 支付 on the cashier; back in the room, the order is shown paid.

@@ -18,9 +18,12 @@ from linli.core.events import Event
 from linli.core.jobs import Job
 from linli.identity.models import User
 from linli.orders import checkout
-from linli.orders.checkout import CheckoutQueue
+from linli.orders.checkout import CheckoutQueue, PayWith, Placed
 from linli.orders.errors import NoPickupPoint, NotForSale, PurchaseLimitReached, SoldOut
 from linli.orders.models import Order, OrderLine, OrderStatusChange, PurchaseCount
+from linli.orders.payments.models import Payment
+from linli.orders.payments.providers.base import Scene
+from linli.orders.payments.providers.sandbox import SandboxProvider
 from linli.orders.schemas import OrderRead
 from tests.orders.factories import Sale, count_rows, held_units, item_counts, make_buyers, make_sale
 
@@ -42,10 +45,11 @@ async def _sale(db: Database, *, stock: int, limit: int) -> Sale:
 
 async def _place_all(queue: CheckoutQueue, requests: list[tuple[User, Any, str | None]]) -> list[Any]:
     """Every request at once (all enqueued before the queue's task first runs); results or errors."""
-    return await asyncio.gather(
+    results = await asyncio.gather(
         *(queue.place(user, data, idempotency_key=key) for user, data, key in requests),
         return_exceptions=True,
     )
+    return [r.order if isinstance(r, Placed) else r for r in results]
 
 
 def _outcomes(results: list[Any]) -> Counter[str]:
@@ -172,6 +176,59 @@ async def test_a_sold_out_batch_writes_nothing(queue: CheckoutQueue, db: Databas
 
     assert _outcomes(results) == {"SoldOut": 4}
     assert await count_rows(db) == before
+
+
+async def test_payments_asked_for_open_in_the_batch_and_a_refused_order_opens_none(
+    queue: CheckoutQueue, db: Database
+) -> None:
+    sale = await _sale(db, stock=5, limit=5)
+    users = await make_buyers(db, sale.community, 4)
+    sandbox = SandboxProvider(b"s" * 32)
+    pay = PayWith(sandbox, Scene.cashier, notify_url="http://linli/api/v1/payments/notify/sandbox")
+    wanted = [(users[0], 2, pay), (users[1], 2, pay), (users[2], 1, None), (users[3], 2, pay)]
+
+    results = await asyncio.gather(
+        *(queue.place(user, sale.order(qty), pay=how) for user, qty, how in wanted), return_exceptions=True
+    )
+
+    assert queue.batches == 1
+    first, second, unpaid, refused = results
+    assert isinstance(refused, SoldOut)  # the last two units went to the earlier ones
+    assert isinstance(unpaid, Placed)
+    assert unpaid.payment is None
+    async with db.sessionmaker() as session:
+        stored = {p.out_trade_no: p for p in (await session.scalars(select(Payment))).all()}
+        created = (
+            await session.scalars(select(Event).where(Event.type.in_(["order.created", "payment.created"])))
+        ).all()
+    assert len(stored) == 2
+    for user, placed in ((users[0], first), (users[1], second)):
+        assert isinstance(placed, Placed)
+        assert placed.payment is not None
+        payment = placed.payment
+        assert (payment.order_id, payment.amount_fen, payment.status) == (placed.order.id, 5000, "created")
+        assert payment.checkout is not None
+        assert payment.checkout.url == f"/pay/sandbox/{payment.out_trade_no}"
+        row = stored[payment.out_trade_no]
+        assert (row.id, row.user_id, row.order_id, row.provider, row.scene) == (
+            payment.id,
+            user.id,
+            placed.order.id,
+            "sandbox",
+            "cashier",
+        )
+        assert row.checkout == {
+            "scene": "cashier",
+            "url": payment.checkout.url,
+            "params": None,
+            "prepay_ref": None,
+        }
+        # The order's events first, then its payment's: as on the one-by-one path.
+        mine = [e for e in sorted(created, key=lambda e: e.id) if e.order_id == placed.order.id]
+        assert [e.type for e in mine] == ["order.created", "payment.created"]
+        assert mine[1].payload["payment_id"] == payment.id
+        assert (mine[1].user_id, mine[1].session_id) == (user.id, sale.live_session.id)
+    assert await item_counts(db, sale.item.id) == (5, 5, 0)
 
 
 async def test_one_neighbours_parallel_orders_keep_to_the_limit(queue: CheckoutQueue, db: Database) -> None:
@@ -347,7 +404,7 @@ async def test_a_checkout_thread_that_cannot_start_fails_the_order_instead_of_ha
         assert await item_counts(db, sale.item.id) == (10, 0, 0)
         # The next order starts a new thread, and goes through.
         placed = await asyncio.wait_for(queue.place(user, sale.order(1)), timeout=10)
-        assert placed.total_fen == 2500
+        assert placed.order.total_fen == 2500
         assert made == [db.url, db.url]
     finally:
         await queue.close()

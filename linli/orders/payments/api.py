@@ -3,16 +3,20 @@ processor's cashier has a JSON twin for clients and the simulator."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
 from linli.core.clock import utcnow
 from linli.core.deps import RuntimeDep, SessionDep
 from linli.core.errors import BadRequest, LinliError, PayloadTooLarge
+from linli.core.runtime import Runtime
 from linli.identity.deps import CurrentUser, client_address
 from linli.orders import service as orders
+from linli.orders.checkout import PayWith
 from linli.orders.payments import service
 from linli.orders.payments.errors import PaymentNotFound
 from linli.orders.payments.providers import (
@@ -21,7 +25,7 @@ from linli.orders.payments.providers import (
     payment_settings,
     sandbox_cashier_action,
 )
-from linli.orders.payments.providers.base import PaymentOrder, Scene
+from linli.orders.payments.providers.base import PaymentOrder, PaymentProvider, Scene
 from linli.orders.payments.providers.sandbox import NAME as SANDBOX
 from linli.orders.payments.schemas import (
     NotificationAck,
@@ -55,11 +59,46 @@ async def create_payment(
     """Start (or resume) paying your order. Answers what the client does next in ``checkout``.
 
     The same order, provider and scene reuse one payment, so a retry never opens a second one."""
+    way = way_to_pay(runtime, data)
+    return await start_payment(request, session, runtime, user.id, order_id, way)
+
+
+@dataclass(frozen=True, slots=True)
+class WayToPay:
+    provider: PaymentProvider
+    scene: Scene
+    payer_openid: str | None
+
+
+def way_to_pay(runtime: Runtime, data: PaymentCreate) -> WayToPay:
+    """The provider and scene ``data`` asks for, or a ``BadRequest`` — checked before anything is written."""
     provider = get_provider(runtime, data.provider)
     scene = data.scene or _default_scene(provider.scenes, data.payer_openid)
     if scene not in provider.scenes:
         raise BadRequest(f"{provider.name} does not offer the {scene.value} scene")
-    order = await orders.get_payable_order(session, order_id, user_id=user.id, now=utcnow())
+    return WayToPay(provider, scene, data.payer_openid)
+
+
+def pay_with(request: Request, runtime: Runtime, way: WayToPay | None) -> PayWith | None:
+    """The payment the checkout opens in the order's own transaction: only a provider whose checkout
+    needs nobody else (the sandbox); another party is asked after the order is placed."""
+    if way is None or not getattr(way.provider, "local_checkout", False):
+        return None
+    return PayWith(
+        way.provider,
+        way.scene,
+        notify_url=notify_url(runtime, way.provider.name),
+        payer_ip=client_address(request),
+    )
+
+
+async def start_payment(
+    request: Request, session: AsyncSession, runtime: Runtime, user_id: int, order_id: int, way: WayToPay
+) -> PaymentRead:
+    """Open (or resume) the payment of ``user_id``'s order ``order_id`` the ``way`` asked for: this
+    route's work, and ``POST /api/v1/orders`` with ``pay``'s."""
+    provider, scene = way.provider, way.scene
+    order = await orders.get_payable_order(session, order_id, user_id=user_id, now=utcnow())
 
     def told(out_trade_no: str) -> PaymentOrder:
         return service.payment_order(
@@ -67,7 +106,7 @@ async def create_payment(
             scene,
             order,
             notify_url=notify_url(runtime, provider.name),
-            payer_openid=data.payer_openid,
+            payer_openid=way.payer_openid,
             payer_ip=client_address(request),
         )
 

@@ -13,15 +13,16 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.core.clock import utcnow
 from linli.core.db import insert_unless_taken
 from linli.core.errors import LinliError
-from linli.core.events import Subjects, record_event
+from linli.core.events import Subjects, event_row, record_event
 from linli.core.jobs import schedule_job
 from linli.orders import errors as order_errors
 from linli.orders import service as orders
@@ -119,12 +120,16 @@ async def open_payment(
         if existing is None:
             raise RuntimeError(f"order {order.id} has an open {provider.name} payment that cannot be read")
         return existing
-    record_event(
-        session,
-        events.PAYMENT_CREATED,
-        actor_id=order.user_id,
-        subjects=Subjects(user_id=order.user_id, order_id=order.id, session_id=order.session_id),
-        payload={
+    record_event(session, events.PAYMENT_CREATED, **_created(payment, order.session_id))
+    return payment
+
+
+def _created(payment: Payment, session_id: int | None) -> dict[str, Any]:
+    """``payment.created``'s actor, subjects and payload."""
+    return {
+        "actor_id": payment.user_id,
+        "subjects": Subjects(user_id=payment.user_id, order_id=payment.order_id, session_id=session_id),
+        "payload": {
             "payment_id": payment.id,
             "purpose": payment.purpose,
             "provider": payment.provider,
@@ -132,8 +137,56 @@ async def open_payment(
             "out_trade_no": payment.out_trade_no,
             "amount_fen": payment.amount_fen,
         },
-    )
-    return payment
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NewPayment:
+    """The payment of an order placed in this same transaction, its checkout already in hand (a
+    provider whose checkout needs nobody else, ``local_checkout``)."""
+
+    order_id: int
+    user_id: int
+    session_id: int
+    amount_fen: int
+    provider: str
+    scene: Scene
+    out_trade_no: str
+    checkout: Checkout
+
+
+async def insert_new_payments(
+    session: AsyncSession, new: list[NewPayment], *, now: datetime
+) -> tuple[list[Payment], list[dict[str, Any]]]:
+    """``open_payment`` for many orders placed in this transaction — none can have a payment yet, so
+    there is nothing to reuse: one INSERT for all of them, the payments returned in ``new``'s order,
+    and their ``payment.created`` event rows for the caller to append with its own."""
+    if not new:
+        return [], []
+    rows = [
+        {
+            "order_id": n.order_id,
+            "user_id": n.user_id,
+            "purpose": PaymentPurpose.order.value,
+            "provider": n.provider,
+            "scene": n.scene.value,
+            "out_trade_no": n.out_trade_no,
+            "amount_fen": n.amount_fen,
+            "status": PaymentStatus.created.value,
+            "checkout": n.checkout.as_dict(),
+            "refunded_fen": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in new
+    ]
+    inserted = await session.scalars(insert(Payment).returning(Payment, sort_by_parameter_order=True), rows)
+    payments = list(inserted.all())
+    created = [
+        event_row(events.PAYMENT_CREATED, **_created(payment, n.session_id), occurred_at=now)
+        for payment, n in zip(payments, new, strict=True)
+    ]
+    return payments, created
 
 
 async def _open_payment_of(
@@ -164,18 +217,23 @@ def payment_order(
 ) -> PaymentOrder:
     """What the provider is told about a payment of ``order`` (plain values: it goes outside the
     transaction); the amount is the order's total."""
-    names = [line.product_name for line in order.lines]
-    description = names[0] if len(names) == 1 else f"{names[0]} 等{len(names)}件" if names else "邻里订单"
     return PaymentOrder(
         out_trade_no=out_trade_no,
         amount_fen=order.total_fen,
-        description=f"{description} · 订单{order.id}",
+        description=order_description([line.product_name for line in order.lines], order.id),
         scene=scene,
         notify_url=notify_url,
         expires_at=order.reserved_until,
         payer_openid=payer_openid,
         payer_ip=payer_ip,
     )
+
+
+def order_description(product_names: list[str], order_id: int) -> str:
+    """How a payment names its order to the payer: 春季限定青团 · 订单42."""
+    names = product_names
+    what = names[0] if len(names) == 1 else f"{names[0]} 等{len(names)}件" if names else "邻里订单"
+    return f"{what} · 订单{order_id}"
 
 
 async def attach_checkout(session: AsyncSession, payment_id: int, checkout: Checkout) -> Payment:

@@ -16,10 +16,13 @@ from linli.core.db import Database
 from linli.core.hub import LocalHub
 from linli.core.jobs import DONE, PENDING, Job, run_due_jobs
 from linli.core.runtime import Runtime
+from linli.live.models import LineupItem
 from linli.orders import service as orders
-from linli.orders.payments.models import PaymentNotification, Refund
+from linli.orders.models import Order
+from linli.orders.payments.errors import ProviderUnavailable
+from linli.orders.payments.models import Payment, PaymentNotification, Refund
 from linli.orders.payments.providers import DELIVERY_CLIENT_KEY, get_sandbox
-from linli.orders.payments.providers.base import Scene
+from linli.orders.payments.providers.base import Checkout, PaymentOrder, Scene
 from linli.orders.payments.providers.sandbox import DELIVER_JOB, signed_headers
 from linli.orders.payments.service import REFUND_JOB, open_payment
 from linli.web.app import create_app
@@ -107,6 +110,82 @@ class TestStartingAPayment:
             f"/api/v1/orders/{order.id}/payments", json={"provider": "sandbox"}, headers=buyer.headers
         )
         assert response.status_code == 409
+
+
+class TestOrderingAndPayingInOneRequest:
+    """``POST /api/v1/orders`` with ``pay``: the order and its payment in one round trip."""
+
+    async def _place(
+        self, pay: Payments, buyer: Caller, body: dict[str, object], key: str = "k-1"
+    ) -> httpx.Response:
+        return await pay.client.post(
+            "/api/v1/orders", json=body, headers={**buyer.headers, "Idempotency-Key": key}
+        )
+
+    async def test_the_order_comes_with_its_payment_and_a_retry_brings_the_same_both(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        body = {**sale.order(2).model_dump(mode="json", exclude={"pay"}), "pay": {"provider": "sandbox"}}
+        first = await self._place(pay, buyer, body)
+        assert first.status_code == 201, first.text
+        placed = first.json()
+        payment = placed["payment"]
+        assert placed["status"] == "pending_payment"
+        assert placed["payment_error"] is None
+        assert payment["order_id"] == placed["id"]
+        assert payment["amount_fen"] == placed["total_fen"] == 5000
+        assert payment["checkout"]["url"] == f"/pay/sandbox/{payment['out_trade_no']}"
+
+        again = (await self._place(pay, buyer, body)).json()
+        assert (again["id"], again["payment"]["out_trade_no"]) == (placed["id"], payment["out_trade_no"])
+        # Asking to pay or not is not part of the order: the same key is the same order.
+        without = await self._place(pay, buyer, {k: v for k, v in body.items() if k != "pay"})
+        assert without.status_code == 201
+        assert (without.json()["id"], without.json()["payment"]) == (placed["id"], None)
+        assert len(await pay.events("payment.created")) == 1
+
+        await pay.tap(buyer, payment["out_trade_no"])
+        await pay.drain()
+        assert await pay.order_status(placed["id"]) == "paid"
+
+    async def test_a_way_to_pay_that_is_not_offered_places_no_order(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = sale.order(1).model_dump(mode="json", exclude={"pay"})
+        unknown = await self._place(pay, buyer, {**order, "pay": {"provider": "paypal"}})
+        assert (unknown.status_code, unknown.json()["error"]) == (404, "UnknownProvider")
+        wrong_scene = await self._place(
+            pay, buyer, {**order, "pay": {"provider": "sandbox", "scene": "jsapi"}}
+        )
+        assert (wrong_scene.status_code, wrong_scene.json()["error"]) == (400, "BadRequest")
+        assert "jsapi" in wrong_scene.json()["detail"]
+        assert await pay.count(Order) == 0
+        async with pay.db.sessionmaker() as session:
+            item = await session.get(LineupItem, sale.item.id)
+        assert item is not None
+        assert item.reserved == 0
+
+    async def test_a_payment_that_cannot_open_leaves_the_order_to_pay_on_its_own(
+        self, pay: Payments, sale: Sale, buyer: Caller, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sandbox = get_sandbox(pay.runtime)
+
+        async def unreachable(order: PaymentOrder) -> Checkout:
+            raise ProviderUnavailable("the processor did not answer")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(sandbox, "create_payment", unreachable)
+            answer = await self._place(
+                pay, buyer, {**sale.order(1).model_dump(mode="json", exclude={"pay"}), "pay": {}}
+            )
+        assert answer.status_code == 201, answer.text
+        placed = answer.json()
+        assert placed["payment"] is None
+        assert placed["payment_error"]["error"] == "ProviderUnavailable"
+        assert await pay.order_status(placed["id"]) == "pending_payment"
+        assert await pay.count(Payment) == 0
+        later = await pay.start(buyer, placed["id"])
+        assert later["amount_fen"] == placed["total_fen"]
 
 
 class TestCashier:
