@@ -360,3 +360,32 @@ class TestThroughTheApp:
         assert refund.status == "succeeded"
         assert len(await pay.events("refund.succeeded")) == 1
         assert json.loads(body)["event_type"] == "REFUND.SUCCESS"
+
+    async def test_an_order_placed_with_pay_asks_wechat_after_placing_it(
+        self,
+        pay: Payments,
+        sale: Sale,
+        buyer: Caller,
+        wechat: WechatPayProvider,
+        fake: FakeWechatPay,
+        keys: Keys,
+    ) -> None:
+        """Another party is never asked inside the checkout's transaction: the order is placed, then
+        WeChat is asked for its prepay id, and the answer carries both."""
+        get_providers(pay.runtime)[wechat.name] = wechat
+        body = {
+            **sale.order(2).model_dump(mode="json", exclude={"pay"}),
+            "pay": {"provider": "wechatpay", "payer_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+        }
+        answer = await pay.client.post(
+            "/api/v1/orders", json=body, headers={**buyer.headers, "Idempotency-Key": "wx-1"}
+        )
+        assert answer.status_code == 201, answer.text
+        placed = answer.json()
+        assert placed["payment"]["scene"] == "jsapi"
+        assert placed["payment"]["amount_fen"] == placed["total_fen"] == 5000
+        assert pay_sign_holds(keys, placed["payment"]["checkout"]["params"])
+        [(_, asked)] = fake.requests
+        assert asked["out_trade_no"] == placed["payment"]["out_trade_no"]
+        assert asked["amount"]["total"] == 5000
+        assert str(placed["id"]) in asked["description"]
