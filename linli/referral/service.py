@@ -440,21 +440,32 @@ async def _has_earlier_paid_order(session: AsyncSession, order: Order) -> bool:
     return earlier is not None
 
 
-async def attribute_first_order(session: AsyncSession, order_id: int) -> Conversion | None:
+async def attribute_first_order(
+    session: AsyncSession, order_id: int, *, paid: tuple[int, datetime] | None = None
+) -> Conversion | None:
     """``order.paid`` of ``order_id``: when it is a new customer's first paid order inside a binding's
     window, credit the sharer (``referral.converted``), honour them and make sure the month will close.
-    Returns None when nothing is credited (not new, not bound, refused, already credited). Idempotent."""
+    Returns None when nothing is credited (not new, not bound, refused, already credited). Idempotent.
+
+    ``paid`` is the buyer and the moment of payment as the ``order.paid`` event tells them: most buyers
+    came without a share link, and with it their case ends on their bindings, the order never read."""
     from linli.referral import honours, leaderboard
 
-    order = await orders_service.get_order(session, order_id)
-    if order.paid_at is None:
-        return None
-    paid_at = as_utc(order.paid_at)
-    # Most buyers came without a share link: asking for their bindings first ends their case here.
-    anonymous = await anonymous_ids_of(session, order.user_id)
-    candidates = await _active_bindings(session, user_id=order.user_id, anonymous_ids=anonymous, at=paid_at)
+    order = None
+    if paid is None:
+        order = await orders_service.get_order(session, order_id)
+        if order.paid_at is None:
+            return None
+        paid = (order.user_id, order.paid_at)
+    buyer_id, paid_at = paid[0], as_utc(paid[1])
+    anonymous = await anonymous_ids_of(session, buyer_id)
+    candidates = await _active_bindings(session, user_id=buyer_id, anonymous_ids=anonymous, at=paid_at)
     if not candidates:
         return None
+    if order is None:
+        order = await orders_service.get_order(session, order_id)
+        if order.paid_at is None or order.user_id != buyer_id:
+            return None
     done = await session.scalar(
         select(Conversion).where(or_(Conversion.order_id == order.id, Conversion.referee_id == order.user_id))
     )

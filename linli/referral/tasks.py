@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "referral.attribution"
 PRERENDER = "referral.posters"
-# Drawn the moment the payment is recorded, so the neighbour coming back from the cashier finds them.
+# Drawn the moment the payment is recorded, so the neighbour coming back from the cashier finds them
+# (in a rush the drawing waits for a quiet moment, and a poster asked for meanwhile is drawn on demand).
 PRERENDERED_FORMATS = ("moments", "chat")
 
 
@@ -32,8 +33,9 @@ async def _on_event(session: AsyncSession, event: Event) -> None:
     """Idempotent by construction: a paid order converts once (unique referee and order), a refund
     reverses once, a login attaches only bindings still anonymous."""
     if event.type == events.ORDER_PAID and event.order_id is not None:
+        paid = (event.user_id, event.occurred_at) if event.user_id is not None else None
         try:
-            await service.attribute_first_order(session, event.order_id)
+            await service.attribute_first_order(session, event.order_id, paid=paid)
         except OrderNotFound:
             log.warning("order.paid %s names a missing order %s", event.id, event.order_id)
     elif event.type == events.ORDER_REFUNDED and event.order_id is not None:
