@@ -8,20 +8,22 @@
 Each database gets a scratch copy (migrated), one live session with one item of ``--units`` units at
 ¥25 (3 per person), and ``--neighbours`` logged-in members of one community. A real server process
 (``uvicorn linli.web.main:app --workers N``) serves it on 127.0.0.1; ``--connections`` HTTP/1.1 keep-alive
-connections (aiohttp) carry the neighbours, each trying once to buy 1–3 units: ``POST /api/v1/orders``, and
-on 201 ``POST /api/v1/orders/{id}/payments`` (sandbox cashier) and ``POST /api/v1/payments/sandbox/…``
-(pay). The sandbox processor then notifies the server as a real one does — late, signed, sometimes twice
-or stale — from the server's own durable jobs, and the run waits until every payment has settled.
+connections (aiohttp) carry the neighbours, each trying once to buy 1–3 units: ``POST /api/v1/orders`` with
+``pay`` (the order and its sandbox payment in one request, as the checkout sheet does), and on 201, after
+``--pay-after`` seconds, ``POST /api/v1/payments/sandbox/…`` (the cashier's 支付). The sandbox processor
+then notifies the server as a real one does — late, signed, sometimes twice or stale — from the server's
+own durable jobs, and the run waits until every payment has settled and the event consumers (which yield
+to requests during the rush) have caught up.
 
 Prints: time to sell out (the last successful reservation), successful orders per second over that time,
 create-order latency p50/p99 (all attempts, and the successful ones), rejected attempts per second,
 oversold units (reserved + sold beyond stock, or sold without a paid order behind them) and lost payments
 (money the processor took with no paid or refunded order for it) — both must be 0, or the run fails —
-the time until every payment settled, and the ratio of orders per second to the ``pgbench`` tps of the
-bare transaction (reserve + insert order) at the same number of connections on the same PostgreSQL
-server, and the CPU seconds each part of the machine used (``bench.cpu_use``). ``--step-costs`` adds
-each step's SQL statements and CPU per request, in-process; ``--profile DIR`` runs the server under
-py-spy (raw stacks per run, for flamegraphs).
+the time until every payment settled and until the consumers caught up, the ratio of orders per second
+to the ``pgbench`` tps of the bare transaction (reserve + insert order) at the same number of connections
+on the same PostgreSQL server, and the CPU seconds each part of the machine used (``bench.cpu_use``).
+``--step-costs`` adds each step's SQL statements and CPU per request, in-process; ``--profile DIR`` runs
+the server under py-spy (raw stacks per run, for flamegraphs).
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ from linli.catalog.models import Product
 from linli.community.models import Community, Membership, PickupPoint
 from linli.core import jobs
 from linli.core.clock import utcnow
+from linli.core.consumers import ConsumerCursor
 from linli.core.db import Database
+from linli.core.events import Position, read_events
 from linli.core.jobs import Job
 from linli.core.lowpriority import die_with_parent
 from linli.identity.models import AuthSession, User, UserRole
@@ -102,6 +106,7 @@ class Run:
     sellout_seconds: float = 0.0
     load_seconds: float = 0.0
     settle_seconds: float | None = None
+    caught_up_seconds: float | None = None
     create_seconds: list[float] = field(default_factory=list)
     create_ok_seconds: list[float] = field(default_factory=list)
     oversold: int = 0
@@ -550,12 +555,25 @@ async def sample_backends(url: str, run: Run) -> AsyncIterator[None]:
         await conn.close()
 
 
+async def caught_up(db: Database) -> bool:
+    """Every event consumer has passed the whole log (group counts, posters, attribution: the work that
+    yields to requests during the rush)."""
+    async with db.sessionmaker() as session:
+        for cursor in (await session.scalars(select(ConsumerCursor))).all():
+            if await read_events(session, Position(cursor.txid, cursor.event_id), limit=1):
+                return False
+    return True
+
+
 async def wait_settled(db: Database, run: Run, *, timeout: float) -> None:
-    """Until every payment the processor took has paid its order (its notifications arrive late)."""
+    """Until every payment the processor took has paid its order (its notifications arrive late), then
+    until the event consumers have caught up with the log."""
     began = time.perf_counter()
     while time.perf_counter() - began < timeout:
-        if await settled(db, run):
+        if run.settle_seconds is None and await settled(db, run):
             run.settle_seconds = time.perf_counter() - began
+        if run.settle_seconds is not None and await caught_up(db):
+            run.caught_up_seconds = time.perf_counter() - began
             return
         await asyncio.sleep(0.25)
 
@@ -828,7 +846,7 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                                     await rush(
                                         base, sale, run, seed=args.seed, pay_after=args.pay_after, tried=tried
                                     )
-                        with console.status(f"{run.database}: waiting for the sandbox's notifications …"):
+                        with console.status(f"{run.database}: waiting for the notifications and consumers …"):
                             await wait_settled(db, run, timeout=args.settle_timeout)
                         cpu.mark("settled")
                         run.cpu_rush, run.cpu_after = (
@@ -892,6 +910,7 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
         "rejected/s",
         "errors",
         "all paid +s",
+        "consumers +s",
         "oversold",
         "lost payments",
         "× pgbench",
@@ -913,6 +932,7 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
             f"{run.rejected_per_second:,.0f}",
             f"{run.errors:,}",
             "never" if run.settle_seconds is None else f"{run.settle_seconds:.1f}",
+            "never" if run.caught_up_seconds is None else f"{run.caught_up_seconds:.1f}",
             "[green]0[/green]" if run.oversold == 0 else f"[red]{run.oversold}[/red]",
             "[green]0[/green]" if run.lost_payments == 0 else f"[red]{run.lost_payments}[/red]",
             ratio,
@@ -950,6 +970,8 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
             problems.append(f"{run.units_left} units left unsold")
         if run.settle_seconds is None:
             problems.append("payments not all settled")
+        elif run.caught_up_seconds is None:
+            problems.append("event consumers did not catch up")
         if run.paid_orders != run.orders:
             problems.append(f"{run.paid_orders} paid orders of {run.orders}")
         if problems or run.note:
