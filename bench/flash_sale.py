@@ -365,6 +365,10 @@ async def server(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        # Under py-spy the leader is py-spy, which ends once it has written its stacks: uvicorn's workers
+        # could outlive it and go on polling, taking CPU from the runs after this one.
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         if worker is not None:
             worker.terminate()
             try:
