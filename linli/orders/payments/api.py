@@ -65,13 +65,16 @@ async def create_payment(
 
 @dataclass(frozen=True, slots=True)
 class WayToPay:
+    """How a neighbour asked to pay (``PaymentCreate``), checked: the provider, the scene, the payer."""
+
     provider: PaymentProvider
     scene: Scene
     payer_openid: str | None
 
 
 def way_to_pay(runtime: Runtime, data: PaymentCreate) -> WayToPay:
-    """The provider and scene ``data`` asks for, or a ``BadRequest`` — checked before anything is written."""
+    """The provider and scene ``data`` asks for, or why not (``UnknownProvider``, ``BadRequest``):
+    checked before anything is written."""
     provider = get_provider(runtime, data.provider)
     scene = data.scene or _default_scene(provider.scenes, data.payer_openid)
     if scene not in provider.scenes:
