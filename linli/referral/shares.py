@@ -172,11 +172,11 @@ async def poster_plans(
         raise InvalidShareLine(
             f"the share line is at most {SHARE_LINE_MAX} characters", field="line", max_length=SHARE_LINE_MAX
         )
-    await _owned_status(session, order_id, user)
     paths = [cached_poster(runtime, order_id, user, fmt, key) for fmt in formats]
     if all(path.exists() for path in paths):
+        await _owned_status(session, order_id, user)  # whose and whether paid, before anything is answered
         return [(path, None) for path in paths]
-    order = await shareable_order(session, order_id, user)
+    order = await shareable_order(session, order_id, user)  # the same checks, with the order read whole
     kit = await share_kit(session, runtime, order, user)
     text = await clean_share_line(session, runtime, key, kit.default_line)
     media = runtime.settings.media_dir
