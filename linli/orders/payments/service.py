@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from linli.core.clock import utcnow
 from linli.core.db import insert_unless_taken
@@ -375,6 +374,31 @@ async def _apply_payment_notification(
     *,
     refund_max_attempts: int,
 ) -> tuple[NotificationOutcome, str]:
+    if note.status is ReportedStatus.succeeded:
+        # The usual case in one statement: the open payment of that amount takes the money. Anything
+        # else (unknown, already paid, another amount) finds no row and is told apart below.
+        taken = await session.scalar(
+            update(Payment)
+            .where(
+                Payment.out_trade_no == note.out_trade_no,
+                Payment.provider == provider.name,
+                Payment.status.in_(OPEN_STATUSES),
+                Payment.amount_fen == note.amount_fen,
+            )
+            .values(
+                status=PaymentStatus.succeeded.value,
+                provider_ref=note.provider_ref,
+                succeeded_at=now,
+                updated_at=now,
+            )
+            .returning(Payment)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        if taken is not None:
+            record.payment_id = taken.id
+            return await _payment_succeeded(
+                session, taken, record, now=now, refund_max_attempts=refund_max_attempts
+            )
     payment = await session.scalar(
         select(Payment).where(Payment.out_trade_no == note.out_trade_no, Payment.provider == provider.name)
     )
@@ -433,44 +457,35 @@ async def _apply_payment_notification(
         )
         return NotificationOutcome.amount_mismatch, detail
 
-    # Another purpose's handler must be here before any money is taken for it (else: 503, retried).
-    handler = purposes.handler_for(payment.purpose) if payment.purpose != PaymentPurpose.order else None
-    succeeded = (
-        await session.execute(
-            update(Payment)
-            .where(Payment.id == payment.id, Payment.status.in_(OPEN_STATUSES))
-            .values(
-                status=PaymentStatus.succeeded.value,
-                provider_ref=note.provider_ref,
-                succeeded_at=now,
-                updated_at=now,
-            )
-            .returning(Payment.provider_ref)
-            .execution_options(synchronize_session=False)
+    # Open and of the right amount, it took the money above; here it is paid already (or was paid in a
+    # moment between that update and this read: the same answer).
+    if payment.provider_ref and note.provider_ref and payment.provider_ref != note.provider_ref:
+        log.error(
+            "%s reports a second transaction %s for payment %s (kept %s)",
+            provider.name,
+            note.provider_ref,
+            payment.out_trade_no,
+            payment.provider_ref,
         )
-    ).one_or_none()
-    if succeeded is None:
-        if payment.provider_ref and note.provider_ref and payment.provider_ref != note.provider_ref:
-            log.error(
-                "%s reports a second transaction %s for payment %s (kept %s)",
-                provider.name,
-                note.provider_ref,
-                payment.out_trade_no,
-                payment.provider_ref,
-            )
-        return NotificationOutcome.duplicate, f"the payment is already {payment.status}"
-    # What the update wrote, without reading the row again.
-    for name, value in (
-        ("status", PaymentStatus.succeeded.value),
-        ("provider_ref", succeeded[0]),
-        ("succeeded_at", now),
-        ("updated_at", now),
-    ):
-        set_committed_value(payment, name, value)
+    return NotificationOutcome.duplicate, f"the payment is already {payment.status}"
+
+
+async def _payment_succeeded(
+    session: AsyncSession,
+    payment: Payment,
+    record: PaymentNotification,
+    *,
+    now: datetime,
+    refund_max_attempts: int,
+) -> tuple[NotificationOutcome, str]:
+    """The payment has just taken the money: ``payment.succeeded``, then what it pays for."""
+    # Another purpose's handler must be here to take it (else: 503, the transaction — the update that
+    # took the money included — rolls back, and the processor retries).
+    handler = purposes.handler_for(payment.purpose) if payment.purpose != PaymentPurpose.order else None
     record_event(
         session,
         events.PAYMENT_SUCCEEDED,
-        subjects=subjects,
+        subjects=Subjects(user_id=payment.user_id, order_id=payment.order_id),
         payload={
             "payment_id": payment.id,
             "provider": payment.provider,

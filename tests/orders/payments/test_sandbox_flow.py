@@ -19,8 +19,9 @@ from linli.core.runtime import Runtime
 from linli.live.models import LineupItem
 from linli.orders import service as orders
 from linli.orders.models import Order
+from linli.orders.payments import purposes
 from linli.orders.payments.errors import ProviderUnavailable
-from linli.orders.payments.models import Payment, PaymentNotification, Refund
+from linli.orders.payments.models import Payment, PaymentNotification, PaymentPurpose, Refund
 from linli.orders.payments.providers import DELIVERY_CLIENT_KEY, get_sandbox
 from linli.orders.payments.providers.base import Checkout, PaymentOrder, Scene
 from linli.orders.payments.providers.sandbox import DELIVER_JOB, signed_headers
@@ -357,6 +358,44 @@ class TestNotifications:
         [event] = await pay.events("payment.notification_rejected")
         assert event.payload["reason"] == "AmountMismatch"
         assert event.order_id == order.id
+
+    async def test_money_for_a_purpose_nobody_here_settles_is_not_taken_until_someone_does(
+        self, pay: Payments, sale: Sale, buyer: Caller, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The payment's update that takes the money is undone with the refusal: the processor is told
+        to try again (503), and nothing shows it was paid until a process that can settle it answers."""
+        order = await pay.order(buyer, sale)
+        async with pay.db.sessionmaker() as session:
+            loaded = await orders.get_order(session, order.id)
+            fee = await open_payment(
+                session,
+                loaded,
+                provider=get_sandbox(pay.runtime),
+                scene=Scene.cashier,
+                purpose=PaymentPurpose.delivery_fee,
+                amount_fen=600,
+            )
+            await session.commit()
+        handlers = dict(purposes._handlers)
+        monkeypatch.delitem(purposes._handlers, PaymentPurpose.delivery_fee.value)
+        refused = await pay.notify(pay.notification(fee.out_trade_no, amount_fen=600, id="FEE-1"))
+        assert (refused.status_code, refused.json()["error"]) == (503, "PurposeNotReady")
+        assert (await pay.payment(fee.out_trade_no)).status == "created"
+        assert await pay.notifications() == []
+        assert await pay.events("payment.succeeded") == []
+
+        monkeypatch.setitem(purposes._handlers, PaymentPurpose.delivery_fee.value, handlers["delivery_fee"])
+        settled = await pay.notify(pay.notification(fee.out_trade_no, amount_fen=600, id="FEE-1"))
+        assert settled.status_code == 200
+        assert (await pay.payment(fee.out_trade_no)).status == "succeeded"
+        [record] = await pay.notifications()
+        # Taken once, and handed to the fee's handler, which owes nothing here (no group is short of its
+        # threshold): the money goes back.
+        assert record.outcome == "refunding"
+        [refund] = await pay.refunds()
+        assert (refund.payment_id, refund.amount_fen) == (fee.id, 600)
+        assert len(await pay.events("payment.succeeded")) == 1
+        assert await pay.order_status(order.id) == "pending_payment"  # a fee never pays the order
 
     async def test_an_unknown_payment_is_404_for_the_sender(self, pay: Payments) -> None:
         response = await pay.notify(pay.notification("LPNOSUCHPAYMENT", amount_fen=100))
