@@ -71,6 +71,11 @@ class WayToPay:
     scene: Scene
     payer_openid: str | None
 
+    @property
+    def local_checkout(self) -> bool:
+        """The provider's checkout needs nobody else (the sandbox's cashier is ours)."""
+        return bool(getattr(self.provider, "local_checkout", False))
+
 
 def way_to_pay(runtime: Runtime, data: PaymentCreate) -> WayToPay:
     """The provider and scene ``data`` asks for, or why not (``UnknownProvider``, ``BadRequest``):
@@ -85,7 +90,7 @@ def way_to_pay(runtime: Runtime, data: PaymentCreate) -> WayToPay:
 def pay_with(request: Request, runtime: Runtime, way: WayToPay | None) -> PayWith | None:
     """The payment the checkout opens in the order's own transaction: only a provider whose checkout
     needs nobody else (the sandbox); another party is asked after the order is placed."""
-    if way is None or not getattr(way.provider, "local_checkout", False):
+    if way is None or not way.local_checkout:
         return None
     return PayWith(
         way.provider,
@@ -113,7 +118,7 @@ async def start_payment(
             payer_ip=client_address(request),
         )
 
-    if getattr(provider, "local_checkout", False):
+    if way.local_checkout:
         # Nobody to wait for (the sandbox's cashier is ours): the checkout goes in with the payment.
         out_trade_no = service.new_out_trade_no()
         checkout = await provider.create_payment(told(out_trade_no))

@@ -96,21 +96,21 @@ async def open_payment(
     One open payment per order, purpose, provider and scene (a unique partial index), so retries and
     parallel taps reuse one ``out_trade_no`` and the provider sees one payment. A new one is one
     statement."""
+    new = NewPayment(
+        order_id=order.id,
+        user_id=order.user_id,
+        session_id=order.session_id,
+        amount_fen=order.total_fen if amount_fen is None else amount_fen,
+        provider=provider.name,
+        scene=scene,
+        out_trade_no=out_trade_no or new_out_trade_no(),
+        checkout=checkout,
+        purpose=purpose,
+    )
     payment = await insert_unless_taken(
         session,
         Payment,
-        {
-            "order_id": order.id,
-            "user_id": order.user_id,
-            "purpose": purpose.value,
-            "provider": provider.name,
-            "scene": scene.value,
-            "out_trade_no": out_trade_no or new_out_trade_no(),
-            "amount_fen": order.total_fen if amount_fen is None else amount_fen,
-            "status": PaymentStatus.created.value,
-            "checkout": checkout.as_dict() if checkout is not None else None,
-            "refunded_fen": 0,
-        },
+        new.row(),
         key=["order_id", "purpose", "provider", "scene"],
         where=OPEN_INDEX_WHERE,
     )
@@ -141,8 +141,7 @@ def _created(payment: Payment, session_id: int | None) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class NewPayment:
-    """The payment of an order placed in this same transaction, its checkout already in hand (a
-    provider whose checkout needs nobody else, ``local_checkout``)."""
+    """A payment about to be opened: its row's values (``row``), and the session its event names."""
 
     order_id: int
     user_id: int
@@ -151,7 +150,23 @@ class NewPayment:
     provider: str
     scene: Scene
     out_trade_no: str
-    checkout: Checkout
+    # In hand when the provider's checkout needs nobody else (``local_checkout``); else attached later.
+    checkout: Checkout | None = None
+    purpose: PaymentPurpose = PaymentPurpose.order
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "user_id": self.user_id,
+            "purpose": self.purpose.value,
+            "provider": self.provider,
+            "scene": self.scene.value,
+            "out_trade_no": self.out_trade_no,
+            "amount_fen": self.amount_fen,
+            "status": PaymentStatus.created.value,
+            "checkout": self.checkout.as_dict() if self.checkout is not None else None,
+            "refunded_fen": 0,
+        }
 
 
 async def insert_new_payments(
@@ -162,23 +177,7 @@ async def insert_new_payments(
     and their ``payment.created`` event rows for the caller to append with its own."""
     if not new:
         return [], []
-    rows = [
-        {
-            "order_id": n.order_id,
-            "user_id": n.user_id,
-            "purpose": PaymentPurpose.order.value,
-            "provider": n.provider,
-            "scene": n.scene.value,
-            "out_trade_no": n.out_trade_no,
-            "amount_fen": n.amount_fen,
-            "status": PaymentStatus.created.value,
-            "checkout": n.checkout.as_dict(),
-            "refunded_fen": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for n in new
-    ]
+    rows = [{**n.row(), "created_at": now, "updated_at": now} for n in new]
     inserted = await session.scalars(insert(Payment).returning(Payment, sort_by_parameter_order=True), rows)
     payments = list(inserted.all())
     created = [
