@@ -25,6 +25,7 @@ from linli.core.events import Event, Position, latest_position, read_events
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[Event]], Awaitable[None]]
 
 
 class ConsumerCursor(Base):
@@ -64,6 +65,32 @@ class Consumer:
     # waits for a quiet moment, up to ``consumer_yield_seconds`` a batch, so the requests go first — and
     # then takes what piled up in one batch.
     yields_to_requests: bool = False
+    # Set-based handling of a straight run: all of the batch's events of its types at once, in log
+    # order, with the same effect as ``handler`` on each in turn — 200 paid orders in a few statements
+    # instead of a few each (``batching`` builds one). Should it raise, the batch runs again event by
+    # event with ``handler``, as after any failure.
+    batch_handler: BatchHandler | None = None
+
+
+def batching(kind: str, run: BatchHandler, handler: Handler) -> BatchHandler:
+    """A ``batch_handler`` that hands each run of consecutive ``kind`` events to ``run`` at once and
+    every other event to ``handler``, keeping log order between them (a refund after a payment in the
+    same batch is handled after that payment's run)."""
+
+    async def handle(session: AsyncSession, events: list[Event]) -> None:
+        pending: list[Event] = []
+        for event in events:
+            if event.type == kind:
+                pending.append(event)
+                continue
+            if pending:
+                await run(session, pending)
+                pending = []
+            await handler(session, event)
+        if pending:
+            await run(session, pending)
+
+    return handle
 
 
 @dataclass
@@ -130,9 +157,11 @@ async def consume(db: Database, consumer: Consumer, *, batch_size: int = 200, ma
     handler raise, the whole transaction is rolled back and the batch runs again event by event, each in
     its own savepoint, up to the event that failed, whose failure is counted (it is not run a third
     time). Handlers are idempotent: the events before it being handled twice is what at-least-once
-    delivery allows."""
+    delivery allows. A consumer with a ``batch_handler`` takes its straight run in one call; when that
+    raises, the careful run goes through every event with ``handler`` (the failing one runs a second
+    time, and is counted then)."""
     async with db.sessionmaker() as session:
-        failed: list[tuple[int, Exception]] = []
+        failed: list[tuple[int | None, Exception]] = []
         result = await _deliver(session, consumer, batch_size, max_attempts, failed=failed)
         if failed:
             await session.rollback()
@@ -147,7 +176,7 @@ async def _deliver(
     batch_size: int,
     max_attempts: int,
     *,
-    failed: list[tuple[int, Exception]],
+    failed: list[tuple[int | None, Exception]],
 ) -> Pass:
     """Hand a batch to the consumer's handler and move its cursor (not committed yet).
 
@@ -164,6 +193,8 @@ async def _deliver(
     # below flush an UPDATE of it first.
     position = Position(cursor.txid, cursor.event_id)
     failing_event_id, attempts = cursor.failing_event_id, cursor.attempts
+    if consumer.batch_handler is not None and not careful:
+        return await _deliver_at_once(session, consumer, consumer.batch_handler, cursor, events, failed)
     passed = handled = 0
     for event in events:
         if consumer.types is None or event.type in consumer.types:
@@ -175,7 +206,7 @@ async def _deliver(
                     except Exception as exc:
                         failed.append((event.id, exc))
                         return Pass()
-                elif event.id == failed[0][0]:
+                elif event.id == failed[0][0]:  # None after a batch handler: run them all again
                     raise failed[0][1]
                 else:
                     async with session.begin_nested():
@@ -202,6 +233,43 @@ async def _deliver(
         position = Position(event.txid, event.id)
         failing_event_id, attempts = None, 0
         passed += 1
+    _move_cursor(cursor, position, failing_event_id, attempts)
+    return Pass(passed, handled)
+
+
+async def _deliver_at_once(
+    session: AsyncSession,
+    consumer: Consumer,
+    batch_handler: BatchHandler,
+    cursor: ConsumerCursor,
+    events: list[Event],
+    failed: list[tuple[int | None, Exception]],
+) -> Pass:
+    """A straight run through the consumer's ``batch_handler``: its events in one call, the cursor past
+    the whole batch. A failure cannot be pinned on one event here: it is put in ``failed`` without an
+    id, and the careful run that follows handles every event again, one by one."""
+    mine = [e for e in events if consumer.types is None or e.type in consumer.types]
+    if mine:
+        try:
+            await batch_handler(session, mine)
+        except Exception as exc:
+            log.warning(
+                "consumer %s: a batch of %s events failed; handling them one by one",
+                consumer.name,
+                len(mine),
+                exc_info=True,
+            )
+            failed.append((None, exc))
+            return Pass()
+    if events:
+        _move_cursor(cursor, Position(events[-1].txid, events[-1].id), None, 0)
+    return Pass(len(events), len(mine))
+
+
+def _move_cursor(
+    cursor: ConsumerCursor, position: Position, failing_event_id: int | None, attempts: int
+) -> None:
+    """Write the cursor row only when something changed (an unchanged one costs no UPDATE)."""
     if (position.txid, position.id, failing_event_id, attempts) != (
         cursor.txid,
         cursor.event_id,
@@ -210,7 +278,6 @@ async def _deliver(
     ):
         cursor.txid, cursor.event_id = position.txid, position.id
         cursor.failing_event_id, cursor.attempts = failing_event_id, attempts
-    return Pass(passed, handled)
 
 
 async def ensure_cursors(db: Database, registry: ConsumerRegistry) -> None:

@@ -14,6 +14,8 @@ from linli.core.consumers import (
     ConsumerCursor,
     ConsumerFailure,
     ConsumerRegistry,
+    batching,
+    consume,
     drain,
     run_consumer_once,
 )
@@ -333,5 +335,75 @@ class TestStraightRun:
         written = [e.payload["for"] for e in await _events_of_type(db, "test.written")]
         assert written == [ids[0]]
         cursor = await _cursor(db, "writes")
+        assert cursor is not None
+        assert (cursor.event_id, cursor.failing_event_id, cursor.attempts) == (ids[0], ids[1], 1)
+
+
+class TestBatchHandler:
+    async def test_a_straight_run_goes_to_the_batch_handler_at_once_in_log_order(self, db: Database) -> None:
+        single, batches = Recorder(), []
+
+        async def at_once(session: AsyncSession, events: list[Event]) -> None:
+            batches.append([e.id for e in events])
+
+        consumer = Consumer("sets", single, types=frozenset({"test.x"}), batch_handler=at_once)
+        assert await run_consumer_once(db, consumer) == 0
+        ids = await _record(db, "test.x", "test.other", "test.x", "test.x")
+        result = await consume(db, consumer)
+        assert (result.passed, result.handled) == (4, 3)
+        assert batches == [[ids[0], ids[2], ids[3]]]
+        assert single.seen == []
+        cursor = await _cursor(db, "sets")
+        assert cursor is not None
+        assert (cursor.event_id, cursor.failing_event_id, cursor.attempts) == (ids[3], None, 0)
+        assert await run_consumer_once(db, consumer) == 0
+        assert batches == [[ids[0], ids[2], ids[3]]]  # nothing new: not called again
+
+    async def test_batching_hands_runs_of_one_type_at_once_and_the_rest_one_by_one(
+        self, db: Database
+    ) -> None:
+        calls: list[tuple[str, list[int]]] = []
+
+        async def run(session: AsyncSession, events: list[Event]) -> None:
+            calls.append(("run", [e.id for e in events]))
+
+        async def one(session: AsyncSession, event: Event) -> None:
+            calls.append(("one", [event.id]))
+
+        consumer = Consumer("runs", one, batch_handler=batching("test.paid", run, one))
+        assert await run_consumer_once(db, consumer) == 0
+        ids = await _record(db, "test.paid", "test.paid", "test.refunded", "test.paid", "test.ended")
+        assert await run_consumer_once(db, consumer) == 5
+        assert calls == [
+            ("run", ids[:2]),
+            ("one", [ids[2]]),
+            ("run", [ids[3]]),
+            ("one", [ids[4]]),
+        ]
+
+    async def test_a_failing_batch_runs_again_event_by_event_and_counts_the_failing_one(
+        self, db: Database
+    ) -> None:
+        ids = await _record(db, "test.x", "test.x", "test.x")
+        batches: list[list[int]] = []
+
+        async def at_once(session: AsyncSession, events: list[Event]) -> None:
+            batches.append([e.id for e in events])
+            record_event(session, "test.written", payload={"batch": True})
+            await session.flush()
+            raise RuntimeError("the set-based path failed")
+
+        async def one(session: AsyncSession, event: Event) -> None:
+            record_event(session, "test.written", payload={"for": event.id})
+            await session.flush()
+            if event.id == ids[1]:
+                raise RuntimeError("cannot")
+
+        consumer = Consumer("fallback", one, types=frozenset({"test.x"}), batch_handler=at_once)
+        assert await run_consumer_once(db, consumer) == 1
+        assert batches == [ids]
+        # The batch's writes are gone; the event before the failing one is handled, one by one.
+        assert [e.payload for e in await _events_of_type(db, "test.written")] == [{"for": ids[0]}]
+        cursor = await _cursor(db, "fallback")
         assert cursor is not None
         assert (cursor.event_id, cursor.failing_event_id, cursor.attempts) == (ids[0], ids[1], 1)
