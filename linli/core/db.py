@@ -233,6 +233,16 @@ async def insert_unless_taken(
     return obj
 
 
+def insert_ignoring(
+    session: AsyncSession, model: type[Base], rows: list[dict[str, Any]], *returning: Any
+) -> Any:
+    """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING returning``: the rows any of the table's
+    unique keys already holds (also a row earlier in ``rows``) are skipped, and only the inserted ones
+    come back. Execute it; for a batch, as ``insert_unless_taken`` is for one row."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(cast(Table, model.__table__)).values(rows).on_conflict_do_nothing().returning(*returning)
+
+
 def note_appended_events(session: AsyncSession | Session, appended: list[tuple[str, int | None]]) -> None:
     """Tell the commit bookkeeping about events appended without the ORM (a bulk ``INSERT``)."""
     if appended:

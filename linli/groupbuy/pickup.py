@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.community.models import PickupPoint
 from linli.core import ratelimit
 from linli.core.clock import utcnow
-from linli.core.db import insert_unless_taken
+from linli.core.db import insert_ignoring, insert_unless_taken
 from linli.core.errors import TooManyRequests
 from linli.core.events import Subjects, record_event
 from linli.groupbuy import events, fees
@@ -66,32 +66,62 @@ async def code_of(session: AsyncSession, order_id: int) -> PickupCode | None:
     return await session.get(PickupCode, order_id)
 
 
+def _code_row(order: Order, code: str, now: datetime) -> dict[str, Any]:
+    return {
+        "order_id": order.id,
+        "code": code,
+        "place": place_of(order),
+        "open_code": code,
+        "units_total": order.units,
+        "units_picked": 0,
+        "status": CodeStatus.open.value,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def issue_code(session: AsyncSession, order: Order, *, now: datetime | None = None) -> PickupCode:
     """The paid order's pickup code, issued once (primary key ``order_id``); a code already open at the
     same place is drawn again (the unique ``(place, open_code)`` decides). One statement when all goes
     well: the insert skips a row either key already holds, and only then is the existing code read."""
     now = now or utcnow()
-    place = place_of(order)
     for _ in range(CODE_ATTEMPTS):
-        code = _new_code()
-        values = {
-            "order_id": order.id,
-            "code": code,
-            "place": place,
-            "open_code": code,
-            "units_total": order.units,
-            "units_picked": 0,
-            "status": CodeStatus.open.value,
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = _code_row(order, _new_code(), now)
         inserted = await insert_unless_taken(session, PickupCode, values, key=None)
         if inserted is not None:
             return inserted
         existing = await session.get(PickupCode, order.id, populate_existing=True)
         if existing is not None:
             return existing  # issued before (redelivery): the same code
-    raise RuntimeError(f"no free pickup code at {place} after {CODE_ATTEMPTS} draws")
+    raise RuntimeError(f"no free pickup code at {place_of(order)} after {CODE_ATTEMPTS} draws")
+
+
+async def issue_codes(session: AsyncSession, orders: list[Order], *, now: datetime) -> None:
+    """``issue_code`` for many paid orders at once: one multi-row insert that skips the rows either key
+    already holds. Orders it skipped that have no code yet drew one already open at their place (or in
+    this same insert) and draw again, with the next insert."""
+    pending = {order.id: order for order in orders}
+    for _ in range(CODE_ATTEMPTS):
+        if not pending:
+            return
+        drawn: dict[str, set[str]] = {}
+        rows = []
+        for order in pending.values():
+            taken = drawn.setdefault(place_of(order), set())
+            code = _new_code()
+            while code in taken:
+                code = _new_code()
+            taken.add(code)
+            rows.append(_code_row(order, code, now))
+        inserted = set(await session.scalars(insert_ignoring(session, PickupCode, rows, PickupCode.order_id)))
+        skipped = [order_id for order_id in pending if order_id not in inserted]
+        issued = set(
+            await session.scalars(select(PickupCode.order_id).where(PickupCode.order_id.in_(skipped)))
+            if skipped
+            else ()
+        )
+        pending = {order_id: pending[order_id] for order_id in skipped if order_id not in issued}
+    raise RuntimeError(f"no free pickup codes for orders {sorted(pending)} after {CODE_ATTEMPTS} draws")
 
 
 async def move_code(session: AsyncSession, order: Order, *, now: datetime) -> PickupCode:

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.core.clock import as_utc
-from linli.core.consumers import Consumer
+from linli.core.consumers import Consumer, batching
 from linli.core.events import Event
 from linli.core.jobs import Job
 from linli.groupbuy import events, fees, service
@@ -43,10 +43,24 @@ async def handle(session: AsyncSession, event: Event) -> None:
             await fees.order_refunded(session, order, now=as_utc(event.occurred_at))
 
 
+async def count_paid(session: AsyncSession, paid: list[Event]) -> None:
+    """A run of ``order.paid`` events counted at once (``service.count_paid_orders``)."""
+    await service.count_paid_orders(
+        session, [(e.order_id, e.occurred_at) for e in paid if e.order_id is not None]
+    )
+
+
 def count_consumer() -> Consumer:
     # From the beginning: orders paid before this consumer existed belong to their groups too. A group's
-    # count may lag a rush by a few seconds: the orders go first.
-    return Consumer(name=CONSUMER, handler=handle, types=TYPES, from_beginning=True, yields_to_requests=True)
+    # count may lag a rush by a few seconds: the orders go first, and what piled up is counted at once.
+    return Consumer(
+        name=CONSUMER,
+        handler=handle,
+        types=TYPES,
+        from_beginning=True,
+        yields_to_requests=True,
+        batch_handler=batching(events.ORDER_PAID, count_paid, handle),
+    )
 
 
 async def cutoff_job(session: AsyncSession, job: Job) -> None:

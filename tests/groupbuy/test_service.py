@@ -34,6 +34,7 @@ class TestCounting:
         a, b = await town.neighbours(2)
         await town.order(a, 2)  # unpaid: counts nothing
         await town.buy(a, 3)
+        await town.drain()
         await town.buy(b, 1)
         await town.drain()
         group = await town.group()
@@ -84,6 +85,103 @@ class TestCounting:
         assert second is not None
         assert (first.units, second.units) == (2, 5)
         assert second.community_name == "阳光花园"
+
+
+class TestCountingARun:
+    """A run of ``order.paid`` events (what piled up during a rush) is counted at once: the same groups,
+    units, codes and contributions as one by one, in a few statements however long the run."""
+
+    async def test_a_run_lands_as_one_move_per_group(self, town: Town) -> None:
+        await town.settings(threshold=4)
+        here, there = await town.neighbours(3), await town.neighbours(2, hood=1)
+        paid = [await town.buy(b, 2) for b in here]
+        paid += [await town.buy(b, 1) for b in there]
+        away = await town.buy(await town.neighbour(), 1, fulfilment="store", store_id=town.store.id)
+        await town.order(here[0], 1)  # unpaid: counts nothing
+        await town.drain()
+        first, second = await town.group(0), await town.group(1)
+        assert first is not None
+        assert second is not None
+        assert (first.units, first.state, second.units, second.state) == (6, "reached", 2, "collecting")
+        progressed = sorted(
+            (e.payload["community_name"], e.payload["units"]) for e in await town.events(events.PROGRESSED)
+        )
+        assert progressed == [("梧桐苑", 6), ("阳光花园", 2)]
+        reached = await town.events(events.REACHED)
+        assert [(e.payload["group_order_id"], e.payload["units"]) for e in reached] == [(first.id, 6)]
+        async with town.db.sessionmaker() as session:
+            changes = (
+                await session.scalars(
+                    select(GroupOrderChange)
+                    .where(GroupOrderChange.group_order_id == first.id)
+                    .order_by(GroupOrderChange.id)
+                )
+            ).all()
+            codes = (await session.scalars(select(PickupCode).order_by(PickupCode.order_id))).all()
+        assert [(c.from_state, c.to_state, c.units) for c in changes] == [
+            (None, "collecting", 0),
+            ("collecting", "reached", 6),
+        ]
+        assert changes[1].reason == f"orders {', '.join(str(o.id) for o in paid[:3])} paid"
+        assert [c.order_id for c in codes] == sorted(o.id for o in [*paid, away])
+        assert {c.place for c in codes if c.order_id == away.id} == {f"s:{town.store.id}"}
+        assert len({(c.place, c.code) for c in codes}) == len(codes)
+        assert await town.count(Contribution) == len(paid)
+
+    async def test_counting_a_run_again_changes_nothing(self, town: Town) -> None:
+        paid = [await town.buy(b, 1) for b in await town.neighbours(4)]
+        await town.drain()
+        async with town.db.sessionmaker() as session:
+            codes = {c.order_id: c.code for c in (await session.scalars(select(PickupCode))).all()}
+        for _ in range(2):
+            async with town.db.sessionmaker() as session:
+                await service.count_paid_orders(session, [(o.id, utcnow()) for o in [*paid, *paid]])
+                await session.commit()
+        group = await town.group()
+        assert group is not None
+        assert group.units == 4
+        assert len(await town.events(events.PROGRESSED)) == 1
+        async with town.db.sessionmaker() as session:
+            again = {c.order_id: c.code for c in (await session.scalars(select(PickupCode))).all()}
+        assert again == codes
+
+    async def test_statements_do_not_grow_with_the_run(self, town: Town) -> None:
+        from sqlalchemy import event as sa_event
+
+        async def statements_for(n: int) -> int:
+            paid = [await town.buy(b, 1) for b in await town.neighbours(n)]
+            seen: list[str] = []
+
+            def note(_conn, _cursor, statement: str, *_rest) -> None:  # type: ignore[no-untyped-def]
+                seen.append(statement)
+
+            sa_event.listen(town.db.engine.sync_engine, "before_cursor_execute", note)
+            try:
+                async with town.db.sessionmaker() as session:
+                    await service.count_paid_orders(session, [(o.id, utcnow()) for o in paid])
+                    await session.commit()
+            finally:
+                sa_event.remove(town.db.engine.sync_engine, "before_cursor_execute", note)
+            return len(seen)
+
+        await town.buy(await town.neighbour(), 1)
+        await town.drain()  # the group is open: every run below only counts into it
+        assert await statements_for(5) == await statements_for(25) <= 10
+
+    async def test_codes_drawn_twice_are_drawn_again(
+        self, town: Town, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from linli.groupbuy import pickup
+
+        draws = iter(["111111", "111111", "222222", "333333", "444444"])
+        monkeypatch.setattr(pickup, "_new_code", lambda: next(draws))
+        earlier = await town.buy(await town.neighbour(), 1)
+        await town.drain()  # takes 111111 at the point
+        paid = [await town.buy(b, 1) for b in await town.neighbours(2)]
+        await town.drain()  # draws 111111 (open there) and 222222, then 333333 for the first
+        async with town.db.sessionmaker() as session:
+            codes = {c.order_id: c.code for c in (await session.scalars(select(PickupCode))).all()}
+        assert codes == {earlier.id: "111111", paid[0].id: "333333", paid[1].id: "222222"}
 
 
 class TestThreshold:
