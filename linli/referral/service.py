@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from linli.community import service as community_service
 from linli.community.schemas import MembershipSource
 from linli.core.clock import as_utc, to_local, utcnow
-from linli.core.db import insert_unless_taken
+from linli.core.db import insert_ignoring, insert_unless_taken
 from linli.core.events import Subjects, record_event
 from linli.identity.models import AuthSession, Device, User
 from linli.orders import coupons
@@ -138,6 +138,28 @@ async def invite_code_of(session: AsyncSession, user_id: int) -> str:
         if raced is not None:
             return raced.code  # the same neighbour's other request made it first
     raise RuntimeError("could not draw a free invite code")
+
+
+async def invite_codes_of(session: AsyncSession, user_ids: set[int]) -> list[InviteCode]:
+    """``invite_code_of`` for many neighbours at once: the codes they have, and the missing ones made
+    in one multi-row insert (a clash, with another code or within the insert, draws again). While the
+    caller holds the rows, ``invite_code_of`` finds them in the session without a query."""
+    ids = sorted(user_ids)
+
+    async def read(wanted: list[int]) -> list[InviteCode]:
+        return list((await session.scalars(select(InviteCode).where(InviteCode.user_id.in_(wanted)))).all())
+
+    codes = await read(ids) if ids else []
+    for _ in range(8):
+        have = {row.user_id for row in codes}
+        missing = [user_id for user_id in ids if user_id not in have]
+        if not missing:
+            return codes
+        now = utcnow()
+        rows = [{"user_id": user_id, "code": new_code(), "created_at": now} for user_id in missing]
+        await session.execute(insert_ignoring(session, InviteCode, rows, InviteCode.user_id))
+        codes += await read(missing)
+    raise RuntimeError("could not draw free invite codes")
 
 
 async def sharer_of(session: AsyncSession, code: str) -> User:
@@ -270,6 +292,38 @@ def _visitor_clause(user_id: int | None, anonymous_ids: set[str]) -> Any:
     if anonymous_ids:
         clauses.append(Binding.user_id.is_(None) & Binding.anonymous_id.in_(sorted(anonymous_ids)))
     return or_(*clauses)
+
+
+async def possibly_bound(session: AsyncSession, user_ids: set[int]) -> set[int]:
+    """Which of these users hold an active binding, as themselves or through one of their anonymous
+    ids, at any time: for a run of payments, two queries that set aside the buyers who came without a
+    share link (most of them) before each remaining one is looked at closely."""
+    if not user_ids:
+        return set()
+    ids = sorted(user_ids)
+    anonymous = await session.execute(
+        select(Device.user_id, Device.anonymous_id)
+        .where(Device.user_id.in_(ids))
+        .union_all(
+            select(AuthSession.user_id, AuthSession.anonymous_id).where(
+                AuthSession.user_id.in_(ids), AuthSession.anonymous_id.is_not(None)
+            )
+        )
+    )
+    owners: dict[str, set[int]] = {}
+    for owner, browser in anonymous.all():
+        if browser and owner is not None:
+            owners.setdefault(browser, set()).add(owner)
+    clauses: list[Any] = [Binding.user_id.in_(ids)]
+    if owners:
+        clauses.append(Binding.user_id.is_(None) & Binding.anonymous_id.in_(sorted(owners)))
+    bindings = await session.execute(
+        select(Binding.user_id, Binding.anonymous_id).where(or_(*clauses), Binding.status == B.active.value)
+    )
+    bound: set[int] = set()
+    for visitor, visitor_browser in bindings.all():
+        bound |= {visitor} if visitor is not None else owners.get(visitor_browser or "", set())
+    return bound & user_ids
 
 
 async def _active_bindings(

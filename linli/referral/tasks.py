@@ -9,15 +9,18 @@ import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from linli.catalog.models import Product
 from linli.core import lowpriority
-from linli.core.consumers import Consumer
+from linli.core.consumers import Consumer, batching
 from linli.core.errors import LinliError
 from linli.core.events import Event
 from linli.core.runtime import Runtime
 from linli.identity.models import User
 from linli.orders.errors import OrderNotFound
+from linli.orders.models import Order
 from linli.referral import events, posters, service, shares
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,22 @@ async def _on_event(session: AsyncSession, event: Event) -> None:
         await service.attach_user(session, anonymous_id=event.anonymous_id, user_id=event.user_id)
 
 
+async def _attribute_paid(session: AsyncSession, paid: list[Event]) -> None:
+    """A run of ``order.paid``: the buyers who may hold a binding are found at once, and only their
+    orders are looked at one by one (most buyers came without a share link)."""
+    bound = await service.possibly_bound(session, {e.user_id for e in paid if e.user_id is not None})
+    for event in paid:
+        if event.user_id is None or event.user_id in bound:
+            await _on_event(session, event)
+
+
 def attribution_consumer() -> Consumer:
     return Consumer(
         name=CONSUMER,
         handler=_on_event,
         types=frozenset({events.ORDER_PAID, events.ORDER_REFUNDED, events.LOGGED_IN}),
         yields_to_requests=True,
+        batch_handler=batching(events.ORDER_PAID, _attribute_paid, _on_event),
     )
 
 
@@ -137,6 +150,14 @@ def poster_prerender_consumer(runtime: Runtime) -> Consumer:
             if spec is not None and not prerenderer_of(runtime).submit(path, spec):
                 return
 
+    async def handle_run(session: AsyncSession, paid: list[Event]) -> None:
+        # What each plan reads, read for the whole run first: the plans then find it in the session
+        # (which holds its objects weakly: ``read`` keeps them until the run is planned).
+        read = await _read_ahead_for_posters(session, paid)
+        for event in paid:
+            await handler(session, event)
+        read.clear()
+
     # In a rush it waits for a quiet moment: a poster asked for before it is drawn is drawn on demand.
     return Consumer(
         name=PRERENDER,
@@ -144,4 +165,21 @@ def poster_prerender_consumer(runtime: Runtime) -> Consumer:
         types=frozenset({events.ORDER_PAID}),
         from_beginning=False,
         yields_to_requests=True,
+        batch_handler=handle_run,
     )
+
+
+async def _read_ahead_for_posters(session: AsyncSession, paid: list[Event]) -> list[object]:
+    """Load the run's buyers, orders (with their lines), products (with their photos) and invite codes
+    (made where missing) into the session in a few queries, so planning each poster reads nothing more.
+    The objects are returned: the caller holds them while it plans."""
+    user_ids = sorted({e.user_id for e in paid if e.user_id is not None})
+    order_ids = sorted({e.order_id for e in paid if e.order_id is not None})
+    if not user_ids or not order_ids:
+        return []
+    users = (await session.scalars(select(User).where(User.id.in_(user_ids)))).all()
+    orders = (await session.scalars(select(Order).where(Order.id.in_(order_ids)))).all()
+    product_ids = sorted({line.product_id for order in orders for line in order.lines})
+    products = (await session.scalars(select(Product).where(Product.id.in_(product_ids)))).all()
+    codes = await service.invite_codes_of(session, set(user_ids))
+    return [*users, *orders, *products, *codes]

@@ -127,9 +127,16 @@ class World:
         await drain_referral(self.db)
 
     async def pay(
-        self, name: str, *, days: float = 0, quantity: int = 1, contact_phone: str | None = None
+        self,
+        name: str,
+        *,
+        days: float = 0,
+        quantity: int = 1,
+        contact_phone: str | None = None,
+        drain: bool = True,
     ) -> int:
-        """``name`` orders and pays at ``days``; the attribution consumer runs."""
+        """``name`` orders and pays at ``days``; the attribution consumer runs (unless not to ``drain``:
+        payments that pile up reach it as one run)."""
         fields = {"contact_phone": contact_phone} if contact_phone else {}
         async with self.db.sessionmaker() as session:
             user = await session.get(User, self.users[name].id)
@@ -149,7 +156,8 @@ class World:
             )
             await session.commit()
         self.orders.setdefault(name, []).append(order.id)
-        await drain_referral(self.db)
+        if drain:
+            await drain_referral(self.db)
         return order.id
 
     async def refund(self, name: str, *, days: float = 0) -> None:

@@ -20,7 +20,7 @@ from linli.identity.models import Role, User, UserRole
 from linli.identity.tokens import issue_session
 from linli.live import comments
 from linli.referral import shares
-from linli.referral.models import Binding
+from linli.referral.models import Binding, InviteCode
 from tests.factories import bearer
 from tests.referral.factories import World
 
@@ -271,6 +271,45 @@ async def test_the_posters_are_drawn_when_the_payment_is_recorded(db: Database, 
         path = await shares.poster_file(session, runtime, order_id, user, fmt="moments", line=None)
     assert path.parent == folder
     assert path.name in {p.name for p in folder.iterdir()}
+
+
+async def test_a_run_of_payments_plans_its_posters_in_a_few_queries(db: Database, runtime: Runtime) -> None:
+    """Payments that piled up during a rush: the buyers, orders, products and invite codes are read for
+    the whole run at once (the codes made where missing), not once per poster."""
+    from sqlalchemy import event as sa_event
+
+    from linli.core.consumers import run_consumer_once
+    from linli.referral.tasks import poster_prerender_consumer, prerenderer_of
+
+    consumer = poster_prerender_consumer(runtime)
+    world = await World.create(db, "ABCDEFG")
+    await run_consumer_once(db, consumer)
+    prerenderer = prerenderer_of(runtime)
+    prerenderer.max_pending = 0  # counted, not drawn: the drawing is tested above
+
+    async def statements_for_a_run_of(names: str) -> int:
+        for name in names:
+            await world.pay(name, drain=False)
+        seen: list[str] = []
+
+        def note(_conn, _cursor, statement: str, *_rest) -> None:  # type: ignore[no-untyped-def]
+            seen.append(statement)
+
+        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+        try:
+            assert await run_consumer_once(db, consumer) >= len(names)
+        finally:
+            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+        return len(seen)
+
+    await world.code("B")  # one buyer has a code already; the others get theirs made with the run
+    two = await statements_for_a_run_of("BC")
+    assert await statements_for_a_run_of("DEFG") <= two  # not one more for twice the posters
+    assert prerenderer.skipped == 6  # one a buyer: once the backlog is full, their other format is not tried
+    async with db.sessionmaker() as session:
+        codes = (await session.scalars(select(InviteCode))).all()
+    assert sorted(c.user_id for c in codes) == sorted(world.users[n].id for n in "BCDEFG")
+    assert len({c.code for c in codes}) == 6
 
 
 async def test_the_operators_settings_page(client: httpx.AsyncClient, db: Database, world: World) -> None:

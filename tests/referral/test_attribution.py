@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from linli.core.db import Database
+from linli.identity.models import Device
 from linli.referral import service
 from linli.referral.models import Binding, Conversion, InviteCode
 from tests.referral.factories import World, drain_referral
@@ -206,6 +207,27 @@ async def test_a_repeated_order_paid_credits_once(db: Database) -> None:
     assert rows[0].revenue_fen == 2500
 
 
+async def test_a_run_of_payments_credits_each_bound_buyer_and_only_them(db: Database) -> None:
+    """Payments that piled up reach the consumer as one run: the buyers who may be bound are found at
+    once — by their account, or by a browser of theirs whose binding is still anonymous — and each is
+    credited as when paid alone."""
+    world = await World.create(db, "ABCDE")
+    await world.visit("B", "A")
+    await world.visit("C", "A", anonymous=True, browser="c-browser")
+    async with db.sessionmaker() as session:  # C's phone is known to be theirs; no login consumed yet
+        session.add(Device(anonymous_id="c-browser", user_id=world.users["C"].id))
+        await session.commit()
+    await world.visit("E", "E")  # refused (self): not a binding in force
+    ids = {name: world.users[name].id for name in "BCDE"}
+    async with db.sessionmaker() as session:
+        assert await service.possibly_bound(session, set(ids.values())) == {ids["B"], ids["C"]}
+        assert await service.possibly_bound(session, set()) == set()
+    for name in "BCDE":
+        await world.pay(name, days=1, drain=False)
+    await drain_referral(db)
+    assert await world.credited() == {"A": ["B", "C"]}
+
+
 async def test_a_visitor_without_community_joins_the_sharers(db: Database) -> None:
     world = await World.create(db)
     await world.visit("B", "A")
@@ -254,3 +276,23 @@ async def test_an_invite_code_is_made_once_and_a_clash_draws_again(
     async with db.sessionmaker() as session:
         owners = dict((await session.execute(select(InviteCode.code, InviteCode.user_id))).all())
     assert owners == {taken: world.users["A"].id, "FRESH2345": world.users["B"].id}
+
+
+async def test_invite_codes_are_made_for_many_at_once_and_clashes_draw_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await World.create(db, "ABCD")
+    taken = await world.code("A")
+    # B draws A's code, C and D the same fresh one: one of them keeps it, the others draw again.
+    draws = iter([taken, "TWINS2345", "TWINS2345", "AGAIN2345", "AGAIN6789"])
+    monkeypatch.setattr(service, "new_code", lambda: next(draws))
+    ids = {name: world.users[name].id for name in "ABCD"}
+    async with db.sessionmaker() as session:
+        rows = await service.invite_codes_of(session, set(ids.values()))
+        await session.commit()
+    codes = {row.user_id: row.code for row in rows}
+    assert codes[ids["A"]] == taken
+    assert codes[ids["C"]] == "TWINS2345"
+    assert {codes[ids["B"]], codes[ids["D"]]} == {"AGAIN2345", "AGAIN6789"}
+    for name in "ABCD":  # what invite_code_of answers from now on
+        assert await world.code(name) == codes[ids[name]]
