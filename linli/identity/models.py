@@ -42,7 +42,12 @@ class User(IdMixin, Base):
 
     @property
     def display_name(self) -> str:
-        return self.nickname or f"邻居{self.phone[-4:]}"
+        return display_name(self.nickname, self.phone)
+
+
+def display_name(nickname: str, phone: str) -> str:
+    """How a neighbour is named: their nickname, or 邻居 and the last four digits of their phone."""
+    return nickname or f"邻居{phone[-4:]}"
 
 
 class UserRole(IdMixin, Base):

@@ -5,6 +5,7 @@ them into one message of each per frame, buyers are masked, and a sold-out reach
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +31,7 @@ from linli.live.room.publisher import room_consumer
 from linli.live.room.service import Snapshot
 from linli.orders import service as orders
 from linli.orders.events import ORDER_CANCELLED, ORDER_CREATED, ORDER_EXPIRED, ORDER_PAID, ORDER_REFUNDED
+from tests.community.factories import make_community, make_pickup_point
 from tests.factories import bearer, make_user_with_token
 from tests.live.roomkit import serve_in_thread, watch
 from tests.orders.factories import Sale, make_buyer, make_sale
@@ -129,6 +131,59 @@ async def test_order_events_push_stock_and_a_masked_purchase_line(db: Database) 
     assert "阿姨" not in orjson.dumps(line).decode()
     assert wang.phone not in orjson.dumps(hub.sent).decode()
     assert {c for c, _e in hub.sent} == {channel(sale.live_session.id)}
+
+
+async def test_a_batch_of_purchases_names_each_buyer_from_two_queries(db: Database) -> None:
+    """A flash sale's batch: every paid order still becomes its own ticker line, masked, with its own
+    community — the names read for the whole batch at once (a buyer without a nickname is 邻*)."""
+    from sqlalchemy import event as sa_event
+
+    sale = await _sale(db, stock=50)
+    hub = RecordingHub()
+    consumer = room_consumer(hub)
+    await run_consumer_once(db, consumer)
+    async with db.sessionmaker() as session:
+        there = await make_community(session, name="阳光花园")
+        await make_pickup_point(session, community=there)
+        buyers = [
+            await make_buyer(session, sale.community, nickname="王阿姨"),
+            await make_buyer(session, there, nickname="赵大爷"),
+            await make_buyer(session, sale.community, nickname=""),
+        ]
+        await session.commit()
+
+    async def pay_and_publish(quantities: list[int]) -> int:
+        async with db.sessionmaker() as session:
+            for buyer, quantity in zip(buyers, quantities, strict=True):
+                order = await orders.create_order(session, buyer, sale.order(quantity))
+                await orders.mark_paid(
+                    session,
+                    order.id,
+                    amount_fen=order.total_fen,
+                    provider="sandbox",
+                    provider_ref=f"p{order.id}",
+                )
+            await session.commit()
+        seen: list[str] = []
+
+        def note(_conn, _cursor, statement: str, *_rest) -> None:  # type: ignore[no-untyped-def]
+            seen.append(statement)
+
+        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+        try:
+            await run_consumer_once(db, consumer)
+        finally:
+            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+        return len([s for s in seen if re.search(r"FROM (users|communities)\b", s)])
+
+    assert await pay_and_publish([1, 2, 3]) == 2
+    lines = hub.of_kind("purchase")
+    assert [(x["buyer"], x["community"], x["quantity"]) for x in lines] == [
+        ("王*", "梧桐苑", 1),
+        ("赵*", "阳光花园", 2),
+        ("邻*", "梧桐苑", 3),
+    ]
+    assert len({x["e"] for x in lines}) == 3
 
 
 async def test_paid_order_payload_carries_what_the_ticker_needs(db: Database) -> None:

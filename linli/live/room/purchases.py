@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.community.models import Community
 from linli.core.events import Event
-from linli.identity.models import User
+from linli.identity.models import User, display_name
 from linli.live.room import service as room_service
 
 ORDER_CREATED = "order.created"
@@ -40,6 +40,45 @@ async def stock_envelope(session: AsyncSession, session_id: int) -> dict[str, An
     return {"k": "stock", "items": {str(item_id): max(n, 0) for item_id, n in left.items()}}
 
 
+# Where ``read_ahead`` leaves a batch's names in the consumer's session.
+BUYERS, COMMUNITIES = "live.room.buyers", "live.room.communities"
+
+
+async def read_ahead(session: AsyncSession, events: list[Event]) -> None:
+    """The names a batch's ticker lines show — buyers and their communities — in two queries for the
+    whole batch; ``purchase_envelope`` then finds them in the session instead of asking per order."""
+    paid = [e for e in events if e.type == ORDER_PAID]
+    user_ids = sorted({e.user_id for e in paid if e.user_id is not None})
+    community_ids = sorted({e.community_id for e in paid if e.community_id is not None})
+    if user_ids:
+        users = await session.execute(select(User.id, User.nickname, User.phone).where(User.id.in_(user_ids)))
+        session.info.setdefault(BUYERS, {}).update(
+            {user_id: display_name(nickname, phone) for user_id, nickname, phone in users}
+        )
+    if community_ids:
+        communities = await session.execute(
+            select(Community.id, Community.name).where(Community.id.in_(community_ids))
+        )
+        session.info.setdefault(COMMUNITIES, {}).update(dict(communities.all()))
+
+
+async def _buyer_name(session: AsyncSession, user_id: int) -> str:
+    known: dict[int, str] = session.info.get(BUYERS, {})
+    if user_id in known:
+        return known[user_id]
+    user = await session.scalar(select(User).where(User.id == user_id))
+    return user.display_name if user is not None else ""
+
+
+async def _community_name(session: AsyncSession, community_id: int | None) -> str:
+    if community_id is None:
+        return ""
+    known: dict[int, str] = session.info.get(COMMUNITIES, {})
+    if community_id in known:
+        return known[community_id]
+    return await session.scalar(select(Community.name).where(Community.id == community_id)) or ""
+
+
 async def purchase_envelope(session: AsyncSession, event: Event) -> dict[str, Any] | None:
     """The ticker line an ``order.paid`` event becomes: masked buyer, community name, quantity. ``e`` (the
     event id) lets rooms drop the same purchase delivered twice."""
@@ -47,16 +86,12 @@ async def purchase_envelope(session: AsyncSession, event: Event) -> dict[str, An
     lines = payload.get("lines") or []
     if event.user_id is None or not lines:
         return None
-    user = await session.scalar(select(User).where(User.id == event.user_id))
-    community = None
-    if event.community_id is not None:
-        community = await session.scalar(select(Community.name).where(Community.id == event.community_id))
     first = lines[0]
     return {
         "k": "purchase",
         "e": event.id,
-        "buyer": ticker_name(user.display_name if user is not None else ""),
-        "community": community or "",
+        "buyer": ticker_name(await _buyer_name(session, event.user_id)),
+        "community": await _community_name(session, event.community_id),
         "item_id": first.get("item_id"),
         "product_name": first.get("product_name", ""),
         "quantity": sum(int(line.get("quantity", 0)) for line in lines),
