@@ -3,10 +3,14 @@ processor's cashier has a JSON twin for clients and the simulator."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
@@ -17,8 +21,11 @@ from linli.core.runtime import Runtime
 from linli.identity.deps import CurrentUser, client_address
 from linli.orders import service as orders
 from linli.orders.checkout import PayWith
+from linli.orders.errors import OrderNotFound
+from linli.orders.models import Order
 from linli.orders.payments import service
 from linli.orders.payments.errors import PaymentNotFound
+from linli.orders.payments.models import NotificationOutcome, Payment
 from linli.orders.payments.providers import (
     get_provider,
     notify_url,
@@ -29,6 +36,7 @@ from linli.orders.payments.providers.base import PaymentOrder, PaymentProvider, 
 from linli.orders.payments.providers.sandbox import NAME as SANDBOX
 from linli.orders.payments.schemas import (
     NotificationAck,
+    PaymentConfirmRead,
     PaymentCreate,
     PaymentRead,
     SandboxAction,
@@ -45,6 +53,12 @@ OutTradeNo = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z
 ProviderName = Annotated[str, Path(min_length=1, max_length=16)]
 # Notifications are a few KB; anything far larger is not one.
 MAX_NOTIFICATION_BYTES = 64 * 1024
+# A payment is asked about at most this often per process (``confirm_payment``), for this many payments.
+CONFIRM_INTERVAL_SECONDS = 1.0
+CONFIRM_REMEMBERED = 50_000
+CONFIRM_ASKED = "payments.confirm_asked"
+
+log = logging.getLogger("linli.payments")
 
 
 @order_payments.post("/{order_id}/payments", response_model=PaymentRead, status_code=201)
@@ -154,6 +168,78 @@ async def list_payments(session: SessionDep, user: CurrentUser, order_id: OrderI
     """Your order's payments, oldest first."""
     order = await orders.get_order_of(session, order_id, user.id)
     return [PaymentRead.of(p) for p in await service.payments_of_order(session, order.id)]
+
+
+@order_payments.post("/{order_id}/payments/confirm", response_model=PaymentConfirmRead)
+async def confirm_payment(
+    session: SessionDep, runtime: RuntimeDep, user: CurrentUser, order_id: OrderId
+) -> PaymentConfirmRead:
+    """Back from the cashier: has my payment gone through? The processor is asked about your order's
+    open payments (查单: in a rush its notification may come late), and what it answers is taken as
+    that notification would be — the money once, whichever comes first. Asked at most once a second per
+    payment (``CONFIRM_INTERVAL_SECONDS``); a processor that does not answer leaves it to the
+    notification. Answers where the order and its payments stand."""
+    status, payments_ = await _standing(session, order_id, user.id)
+    asks = [
+        (payment.provider, payment.out_trade_no)
+        for payment in payments_
+        if payment.status in service.OPEN_STATUSES and _may_ask(runtime, payment.out_trade_no)
+    ]
+    if asks:
+        await session.commit()  # no transaction held while the processor answers
+        refund_max_attempts = payment_settings(runtime).refund_max_attempts
+        taken = False
+        for provider_name, out_trade_no in asks:
+            try:
+                provider = get_provider(runtime, provider_name)
+                answer = await provider.query_payment(out_trade_no)
+            except LinliError as exc:
+                log.warning("could not ask %s about %s: %s", provider_name, out_trade_no, exc.message)
+                continue
+            receipt = await service.take_query_answer(
+                session, provider, answer, refund_max_attempts=refund_max_attempts
+            )
+            if receipt.error is not None:
+                log.error("%s's answer about %s was refused: %s", provider_name, out_trade_no, receipt.error)
+            taken = taken or receipt.outcome is not NotificationOutcome.stale
+            await session.commit()
+        if taken:
+            status, payments_ = await _standing(session, order_id, user.id)
+    return PaymentConfirmRead(
+        order_id=order_id, order_status=status, payments=[PaymentRead.of(p) for p in payments_]
+    )
+
+
+async def _standing(session: AsyncSession, order_id: int, user_id: int) -> tuple[str, list[Payment]]:
+    """The caller's order's status and its payments, in one query (``OrderNotFound`` when the order is
+    not theirs)."""
+    rows = (
+        await session.execute(
+            select(Order.user_id, Order.status, Payment)
+            .outerjoin(Payment, Payment.order_id == Order.id)
+            .where(Order.id == order_id)
+            .order_by(Payment.id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    if not rows or rows[0][0] != user_id:
+        raise OrderNotFound(f"no order with id {order_id}", order_id=order_id)
+    return str(rows[0][1]), [payment for _, _, payment in rows if payment is not None]
+
+
+def _may_ask(runtime: Runtime, out_trade_no: str) -> bool:
+    """At most one query a ``CONFIRM_INTERVAL_SECONDS`` per payment in this process: a neighbour
+    tapping (or a script calling) again and again does not become a stream of calls to the processor."""
+    asked: OrderedDict[str, float] = runtime.extras.setdefault(CONFIRM_ASKED, OrderedDict())
+    now = time.monotonic()
+    last = asked.get(out_trade_no)
+    if last is not None and now - last < CONFIRM_INTERVAL_SECONDS:
+        return False
+    asked[out_trade_no] = now
+    asked.move_to_end(out_trade_no)
+    while len(asked) > CONFIRM_REMEMBERED:
+        asked.popitem(last=False)
+    return True
 
 
 @payments.post(

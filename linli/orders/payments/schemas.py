@@ -75,6 +75,14 @@ class PaymentRead(BaseModel):
         )
 
 
+class PaymentConfirmRead(BaseModel):
+    """Where the order's payments stand after the processor was asked about the open ones."""
+
+    order_id: int
+    order_status: str
+    payments: list[PaymentRead]
+
+
 class SandboxResult(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"

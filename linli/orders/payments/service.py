@@ -310,7 +310,37 @@ async def receive_notification(
         log.warning("rejected a %s notification (%s): %s", provider.name, exc.name, exc.message)
         await session.flush()
         return Receipt(NotificationOutcome.rejected, exc)
+    return await _take(session, provider, note, now=now, refund_max_attempts=refund_max_attempts)
 
+
+async def take_query_answer(
+    session: AsyncSession,
+    provider: PaymentProvider,
+    answer: Notification,
+    *,
+    now: datetime | None = None,
+    refund_max_attempts: int = 12,
+) -> Receipt:
+    """What the processor answered when asked about a payment (``PaymentProvider.query_payment``),
+    taken as a verified notification of it: recorded under its own id (asking again is a duplicate of
+    the first answer), then applied by the same conditional updates — so the notification of the same
+    payment, before or after, takes the money once. "Not paid yet" changes and records nothing."""
+    if answer.status is ReportedStatus.pending:
+        return Receipt(NotificationOutcome.stale)
+    return await _take(
+        session, provider, answer, now=now or utcnow(), refund_max_attempts=refund_max_attempts
+    )
+
+
+async def _take(
+    session: AsyncSession,
+    provider: PaymentProvider,
+    note: Notification,
+    *,
+    now: datetime,
+    refund_max_attempts: int,
+) -> Receipt:
+    """Record a verified notification under its id, then apply it (``receive_notification``)."""
     # Recorded under its id in one statement: the unique key makes a repeat a duplicate (on PostgreSQL a
     # concurrent copy waits here for the first to commit), answered as the first was.
     record = await insert_unless_taken(

@@ -86,6 +86,10 @@ class Payments:
         data: dict[str, Any] = response.json()
         return data
 
+    async def confirm(self, caller: Caller, order_id: int) -> httpx.Response:
+        """Back from the cashier: ``POST /api/v1/orders/{order_id}/payments/confirm``."""
+        return await self.client.post(f"/api/v1/orders/{order_id}/payments/confirm", headers=caller.headers)
+
     async def run_jobs(self, *, seconds: float = 5) -> int:
         """Move the test's clock on and fire every job due by then (once each). The clock never lags
         the real one: jobs scheduled "now" by the app use the real time, and a loaded machine can take

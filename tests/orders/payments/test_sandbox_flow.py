@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -249,6 +250,119 @@ class TestCashier:
         assert refused.status_code == 409
 
 
+class TestConfirming:
+    """Back from the cashier, the sheet asks whether the payment went through (查单): the processor is
+    asked, and its answer is taken as its notification would be — before the notification comes."""
+
+    @pytest.mark.parametrize("payment_settings", [calm_settings(sandbox_duplicate_rate=1)])
+    async def test_a_tapped_payment_is_paid_at_once_and_its_notifications_change_nothing_more(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale, quantity=2)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        confirmed = await pay.confirm(buyer, order.id)
+        assert confirmed.status_code == 200
+        body = confirmed.json()
+        assert (body["order_id"], body["order_status"]) == (order.id, "paid")
+        assert [(p["out_trade_no"], p["status"]) for p in body["payments"]] == [(otn, "succeeded")]
+        payment = await pay.payment(otn)
+        assert payment.provider_ref is not None
+        assert payment.provider_ref.startswith("SBXT")
+        [record] = await pay.notifications()
+        assert (record.notification_id, record.outcome) == (
+            f"query:{payment.provider_ref}:succeeded",
+            "applied",
+        )
+        # The processor's notification and its repetition arrive after: nothing more is taken (the
+        # repetition has the notification's id, so it is not even recorded again).
+        await pay.drain()
+        assert len(await pay.jobs(DELIVER_JOB)) == 2
+        records = await pay.notifications()
+        assert sorted(r.outcome for r in records) == ["applied", "duplicate"]
+        assert [len(await pay.events(t)) for t in ("payment.succeeded", "order.paid")] == [1, 1]
+        async with pay.db.sessionmaker() as session:
+            item = await session.get(LineupItem, sale.item.id)
+            assert item is not None
+            assert (item.reserved, item.sold) == (0, 2)
+
+    async def test_before_the_tap_the_processor_says_not_yet_and_nothing_changes(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        body = (await pay.confirm(buyer, order.id)).json()
+        assert body["order_status"] == "pending_payment"
+        assert [p["status"] for p in body["payments"]] == ["created"]
+        assert await pay.notifications() == []
+        assert (await pay.payment(otn)).status == "created"
+
+    async def test_a_failed_payment_is_told_and_can_be_paid_again(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn, "failed")
+        body = (await pay.confirm(buyer, order.id)).json()
+        assert (body["order_status"], body["payments"][0]["status"]) == ("pending_payment", "failed")
+        await pay.tap(buyer, otn)
+        await asyncio.sleep(1.05)  # the same payment is asked about at most once a second
+        assert (await pay.confirm(buyer, order.id)).json()["order_status"] == "paid"
+
+    async def test_the_processor_is_asked_at_most_once_a_second_and_never_about_a_paid_order(
+        self, pay: Payments, sale: Sale, buyer: Caller, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sandbox = get_sandbox(pay.runtime)
+        asked: list[str] = []
+        query = sandbox.query_payment
+
+        async def counted(out_trade_no: str) -> Any:
+            asked.append(out_trade_no)
+            return await query(out_trade_no)
+
+        monkeypatch.setattr(sandbox, "query_payment", counted)
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        for _ in range(5):  # a neighbour tapping again and again before paying
+            assert (await pay.confirm(buyer, order.id)).json()["order_status"] == "pending_payment"
+        assert asked == [otn]
+        await pay.tap(buyer, otn)
+        await pay.drain()  # the notification pays it
+        await asyncio.sleep(1.05)
+        assert (await pay.confirm(buyer, order.id)).json()["order_status"] == "paid"
+        assert asked == [otn]
+
+    async def test_only_your_own_order(
+        self, pay: Payments, sale: Sale, buyer: Caller, other_buyer: Caller
+    ) -> None:
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        refused = await pay.confirm(other_buyer, order.id)
+        assert refused.status_code == 404
+        assert refused.json()["error"] == "OrderNotFound"
+        assert await pay.order_status(order.id) == "pending_payment"
+        anonymous = await pay.client.post(f"/api/v1/orders/{order.id}/payments/confirm")
+        assert anonymous.status_code == 401
+
+    async def test_an_unreachable_processor_leaves_it_to_the_notification(
+        self, pay: Payments, sale: Sale, buyer: Caller, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sandbox = get_sandbox(pay.runtime)
+
+        async def down(out_trade_no: str) -> Any:
+            raise ProviderUnavailable("the processor does not answer")
+
+        monkeypatch.setattr(sandbox, "query_payment", down)
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        answer = await pay.confirm(buyer, order.id)
+        assert (answer.status_code, answer.json()["order_status"]) == (200, "pending_payment")
+        await pay.drain()
+        assert await pay.order_status(order.id) == "paid"
+
+
 class TestNotifications:
     @pytest.mark.parametrize(
         "payment_settings", [calm_settings(sandbox_duplicate_rate=1, sandbox_stale_rate=1)]
@@ -486,6 +600,24 @@ class TestRefunds:
             0,
         ]
         assert await pay.order_status(order.id) == "expired"
+
+    async def test_money_found_by_asking_after_expiry_is_refunded_too(
+        self, pay: Payments, db: Database, other_buyer: Caller, buyer: Caller, sale_of_one: Sale
+    ) -> None:
+        order = await pay.order(buyer, sale_of_one)
+        otn = (await pay.start(buyer, order.id))["out_trade_no"]
+        await pay.tap(buyer, otn)
+        async with db.sessionmaker() as session:
+            await orders.expire_order(session, order.id)
+            await session.commit()
+        await pay.order(other_buyer, sale_of_one)
+        body = (await pay.confirm(buyer, order.id)).json()
+        assert body["order_status"] == "expired"
+        [refund] = await pay.refunds()
+        assert (refund.cause, refund.amount_fen) == ("paid_after_expiry", order.total_fen)
+        await pay.drain()  # the notification comes after: no second refund
+        assert [r.cause for r in await pay.refunds()] == ["paid_after_expiry"]
+        assert (await pay.payment(otn)).status == "refunded"
 
     async def test_a_second_payment_of_a_paid_order_is_refunded(
         self, pay: Payments, sale: Sale, buyer: Caller

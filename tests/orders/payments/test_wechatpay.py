@@ -3,6 +3,7 @@ with notifications built from locally generated keys: no outside traffic."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable
@@ -50,6 +51,7 @@ from tests.orders.payments.wechat_fake import (
     platform_headers,
     refund_notification,
     signed,
+    transaction,
     transaction_notification,
 )
 
@@ -172,6 +174,51 @@ class TestOrders:
         done = await wechat.refund(RefundOrder("LP1", None, "LR2", 2500, 5000, "", NOTIFY_URL))
         assert done.status is ReportedStatus.succeeded
         assert fake.requests[-1][1]["out_trade_no"] == "LP1"
+
+
+class TestQuery:
+    """查询订单: asked about a payment whose notification is late, WeChat Pay's signed answer is read
+    as a notification of it would be."""
+
+    async def test_a_paid_transaction_reads_as_its_notification_would(
+        self, wechat: WechatPayProvider, fake: FakeWechatPay
+    ) -> None:
+        otn = "LP20261125193000abcdef0123456789"
+        fake.trades[otn] = transaction(
+            out_trade_no=otn, total=5000, transaction_id="4200000000000000000000000042"
+        )
+        answer = await wechat.query_payment(otn)
+        assert (answer.status, answer.amount_fen, answer.provider_ref) == (
+            ReportedStatus.succeeded,
+            5000,
+            "4200000000000000000000000042",
+        )
+        assert answer.notification_id == "query:4200000000000000000000000042:succeeded"
+        assert fake.requests == [(f"/v3/pay/transactions/out-trade-no/{otn}", {"mchid": MCHID})]
+        assert fake.refused == []  # the request's signature covered the query string
+
+    async def test_not_paid_yet_and_closed(self, wechat: WechatPayProvider, fake: FakeWechatPay) -> None:
+        fake.trades["A1"] = {
+            **transaction(out_trade_no="A1", total=100, trade_state="NOTPAY"),
+            "transaction_id": None,
+        }
+        fake.trades["A2"] = transaction(out_trade_no="A2", total=100, trade_state="CLOSED")
+        assert (await wechat.query_payment("A1")).status is ReportedStatus.pending
+        assert (await wechat.query_payment("A2")).status is ReportedStatus.failed
+
+    async def test_an_unsigned_or_mismatched_answer_is_not_trusted(
+        self, wechat: WechatPayProvider, fake: FakeWechatPay
+    ) -> None:
+        fake.trades["A1"] = transaction(out_trade_no="B9", total=100)
+        with pytest.raises(ProviderUnavailable, match="another payment"):
+            await wechat.query_payment("A1")
+        fake.trades["A1"] = transaction(out_trade_no="A1", total=100)
+        fake.sign_responses = False
+        with pytest.raises(ProviderUnavailable, match="not trustworthy"):
+            await wechat.query_payment("A1")
+        fake.sign_responses = True
+        with pytest.raises(ProviderRejected):
+            await wechat.query_payment("unknown")
 
 
 class TestNotifications:
@@ -360,6 +407,44 @@ class TestThroughTheApp:
         assert refund.status == "succeeded"
         assert len(await pay.events("refund.succeeded")) == 1
         assert json.loads(body)["event_type"] == "REFUND.SUCCESS"
+
+    async def test_back_from_paying_the_order_is_confirmed_by_asking_wechat(
+        self,
+        pay: Payments,
+        sale: Sale,
+        buyer: Caller,
+        wechat: WechatPayProvider,
+        fake: FakeWechatPay,
+        keys: Keys,
+    ) -> None:
+        get_providers(pay.runtime)[wechat.name] = wechat
+        openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+        order = await pay.order(buyer, sale, quantity=2)
+        otn = (await pay.start(buyer, order.id, provider="wechatpay", payer_openid=openid))["out_trade_no"]
+        fake.trades[otn] = transaction(out_trade_no=otn, total=order.total_fen)
+        confirmed = (await pay.confirm(buyer, order.id)).json()
+        assert confirmed["order_status"] == "paid"
+        assert (await pay.payment(otn)).provider_ref == "4200000985202311250000000001"
+        # WeChat's notification of the same transaction comes after: a duplicate.
+        body, headers = signed(keys, transaction_notification(keys, out_trade_no=otn, total=order.total_fen))
+        ok = await pay.client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+        assert ok.status_code == 200
+        assert sorted(r.outcome for r in await pay.notifications()) == ["applied", "duplicate"]
+        assert len(await pay.events("order.paid")) == 1
+
+    async def test_an_answer_for_another_amount_never_pays(
+        self, pay: Payments, sale: Sale, buyer: Caller, wechat: WechatPayProvider, fake: FakeWechatPay
+    ) -> None:
+        get_providers(pay.runtime)[wechat.name] = wechat
+        order = await pay.order(buyer, sale)
+        otn = (await pay.start(buyer, order.id, provider="wechatpay", payer_openid="o-1"))["out_trade_no"]
+        fake.trades[otn] = transaction(out_trade_no=otn, total=order.total_fen - 1)
+        for _ in range(2):
+            assert (await pay.confirm(buyer, order.id)).json()["order_status"] == "pending_payment"
+            await asyncio.sleep(1.05)
+        [record] = await pay.notifications()
+        assert record.outcome == "amount_mismatch"
+        assert (await pay.payment(otn)).status == "created"
 
     async def test_an_order_placed_with_pay_asks_wechat_after_placing_it(
         self,

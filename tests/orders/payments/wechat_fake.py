@@ -100,16 +100,15 @@ def encrypt_resource(
     }
 
 
-def transaction_notification(
-    keys: Keys,
+def transaction(
     *,
     out_trade_no: str,
     total: int,
     transaction_id: str = "4200000985202311250000000001",
     trade_state: str = "SUCCESS",
-    id: str | None = None,
 ) -> dict[str, Any]:
-    transaction = {
+    """A transaction as WeChat Pay describes it (in a notification's resource, or a query's answer)."""
+    return {
         "mchid": MCHID,
         "appid": APPID,
         "out_trade_no": out_trade_no,
@@ -123,13 +122,27 @@ def transaction_notification(
         "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
         "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"},
     }
+
+
+def transaction_notification(
+    keys: Keys,
+    *,
+    out_trade_no: str,
+    total: int,
+    transaction_id: str = "4200000985202311250000000001",
+    trade_state: str = "SUCCESS",
+    id: str | None = None,
+) -> dict[str, Any]:
+    transaction_ = transaction(
+        out_trade_no=out_trade_no, total=total, transaction_id=transaction_id, trade_state=trade_state
+    )
     return {
         "id": id or f"EV-{secrets.token_hex(8)}",
         "create_time": "2026-11-25T19:30:01+08:00",
         "resource_type": "encrypt-resource",
         "event_type": f"TRANSACTION.{trade_state}",
         "summary": "支付成功",
-        "resource": encrypt_resource(keys, transaction, original_type="transaction"),
+        "resource": encrypt_resource(keys, transaction_, original_type="transaction"),
     }
 
 
@@ -169,6 +182,8 @@ class FakeWechatPay:
     keys: Keys
     sign_responses: bool = True
     refund_status: str = "PROCESSING"
+    # out_trade_no → the transaction a query answers (NOTPAY for any other order number).
+    trades: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -178,6 +193,7 @@ class FakeWechatPay:
                 Route("/v3/pay/transactions/jsapi", self._jsapi, methods=["POST"]),
                 Route("/v3/pay/transactions/h5", self._h5, methods=["POST"]),
                 Route("/v3/refund/domestic/refunds", self._refund, methods=["POST"]),
+                Route("/v3/pay/transactions/out-trade-no/{out_trade_no}", self._query, methods=["GET"]),
             ]
         )
 
@@ -189,11 +205,11 @@ class FakeWechatPay:
     async def _check(self, request: Request) -> dict[str, Any] | Response:
         """The request signature, as WeChat Pay checks it: 401 SIGN_ERROR when it does not hold."""
         body = (await request.body()).decode()
+        # The signed URL is the path with its query string.
+        url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             auth = parse_authorization(request.headers.get("authorization", ""))
-            message = request_message(
-                request.method, request.url.path, auth["timestamp"], auth["nonce_str"], body
-            )
+            message = request_message(request.method, url, auth["timestamp"], auth["nonce_str"], body)
             valid = (
                 auth["mchid"] == MCHID
                 and auth["serial_no"] == MERCHANT_SERIAL
@@ -205,7 +221,7 @@ class FakeWechatPay:
         if not valid:
             self.refused.append(request.url.path)
             return JSONResponse({"code": "SIGN_ERROR", "message": "签名错误"}, status_code=401)
-        data: dict[str, Any] = json.loads(body)
+        data: dict[str, Any] = json.loads(body) if body else dict(request.query_params)
         self.requests.append((request.url.path, data))
         return data
 
@@ -250,6 +266,18 @@ class FakeWechatPay:
                 "h5_url": f"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx{data['out_trade_no']}"
             }
         )
+
+    async def _query(self, request: Request) -> Response:
+        data = await self._check(request)
+        if isinstance(data, Response):
+            return data
+        if data.get("mchid") != MCHID:
+            return self._answer({"code": "PARAM_ERROR", "message": "mchid"}, 400)
+        out_trade_no = request.path_params["out_trade_no"]
+        known = self.trades.get(out_trade_no)
+        if known is None:
+            return self._answer({"code": "ORDER_NOT_EXIST", "message": "订单不存在"}, 404)
+        return self._answer(known)
 
     async def _refund(self, request: Request) -> Response:
         data = await self._check(request)

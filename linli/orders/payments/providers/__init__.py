@@ -71,6 +71,7 @@ def _build(runtime: Runtime) -> dict[str, PaymentProvider]:
         providers[SandboxProvider.name] = SandboxProvider(
             sandbox_secret(runtime.settings.resolved_secret_key()),
             window_seconds=settings.notification_window_seconds,
+            db=runtime.db,
         )
     wechat: WechatPaySettings | None = runtime.extras.get(WECHATPAY_SETTINGS_KEY)
     wechat = wechat or WechatPaySettings()

@@ -138,3 +138,15 @@ class PaymentProvider(Protocol):
         ...
 
     async def refund(self, order: RefundOrder) -> RefundResult: ...
+
+    async def query_payment(self, out_trade_no: str) -> Notification:
+        """Ask the processor what became of a payment (the merchant's order query), for when its
+        notification is late: its answer, trusted only as far as a notification is (verified), as a
+        payment ``Notification`` whose id names the query and the transaction."""
+        ...
+
+
+def queried_id(out_trade_no: str, status: ReportedStatus, provider_ref: str | None) -> str:
+    """The record id of a query's answer: one per transaction and outcome, so asking again is a
+    duplicate of the first answer, and a notification of the same payment is recorded beside it."""
+    return f"query:{provider_ref or out_trade_no}:{status.value}"[:64]

@@ -4,7 +4,8 @@ Its cashier page (``/pay/sandbox/{out_trade_no}``) takes the neighbour's "pay" o
 then sends a signed notification to ``/api/v1/payments/notify/sandbox`` from a durable job, late, retried
 with backoff until acknowledged, and — as real processors do — sometimes twice, and sometimes followed by
 a stale "failed" or "pending" for the same payment. It never touches the payment rows: the merchant side
-learns of the payment only from the notifications, as it would from a real processor.
+learns of the payment from the notifications, or by asking (``query_payment``), as it would from a real
+processor.
 
 Signature: hex HMAC-SHA256 over ``timestamp\\nnonce\\nbody\\n`` with a key derived from the app's secret,
 sent in the ``X-Sandbox-Timestamp``, ``X-Sandbox-Nonce`` and ``X-Sandbox-Signature`` headers.
@@ -26,8 +27,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.core.clock import utcnow
+from linli.core.db import Database
 from linli.core.jobs import Job, schedule_job
-from linli.orders.payments.errors import InvalidSignature, MalformedNotification, PaymentClosed
+from linli.orders.payments.errors import (
+    InvalidSignature,
+    MalformedNotification,
+    PaymentClosed,
+    ProviderUnavailable,
+)
 from linli.orders.payments.providers.base import (
     Checkout,
     Notification,
@@ -39,6 +46,7 @@ from linli.orders.payments.providers.base import (
     Scene,
     check_window,
     lower_keys,
+    queried_id,
 )
 
 NAME = "sandbox"
@@ -88,9 +96,11 @@ class SandboxProvider:
     # transaction that opens the payment (one transaction per payment instead of two).
     local_checkout = True
 
-    def __init__(self, secret: bytes, *, window_seconds: int = 300) -> None:
+    def __init__(self, secret: bytes, *, window_seconds: int = 300, db: Database | None = None) -> None:
         self.secret = secret
         self.window_seconds = window_seconds
+        # Where the processor keeps what it knows (its delivery jobs), for ``query_payment``.
+        self.db = db
 
     async def create_payment(self, order: PaymentOrder) -> Checkout:
         return Checkout(scene=Scene.cashier, url=CASHIER_PATH.format(out_trade_no=order.out_trade_no))
@@ -129,6 +139,43 @@ class SandboxProvider:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedNotification(f"the notification cannot be read: {exc}") from None
+
+    async def query_payment(self, out_trade_no: str) -> Notification:
+        """What the processor knows of the payment: paid (its "paid" notification is scheduled, and says
+        how much and under which transaction), failed, or not paid yet."""
+        if self.db is None:
+            raise ProviderUnavailable("the sandbox processor keeps no state here")
+        async with self.db.sessionmaker() as session:
+            bodies: dict[str, dict[str, Any]] = dict(
+                (
+                    await session.execute(
+                        select(Job.key, Job.payload).where(
+                            Job.key.in_([_key(out_trade_no, "paid"), _key(out_trade_no, "failed")])
+                        )
+                    )
+                ).all()
+            )
+        told = bodies.get(_key(out_trade_no, "paid")) or bodies.get(_key(out_trade_no, "failed"))
+        if told is None:
+            return Notification(
+                notification_id=queried_id(out_trade_no, ReportedStatus.pending, None),
+                kind=NotificationKind.payment,
+                status=ReportedStatus.pending,
+                out_trade_no=out_trade_no,
+                provider_ref=None,
+                amount_fen=None,
+            )
+        data = json.loads(told["body"])
+        status = ReportedStatus(data["status"])
+        return Notification(
+            notification_id=queried_id(out_trade_no, status, data["transaction_id"]),
+            kind=NotificationKind.payment,
+            status=status,
+            out_trade_no=out_trade_no,
+            provider_ref=data["transaction_id"],
+            amount_fen=data["amount_fen"],
+            raw=data,
+        )
 
     async def refund(self, order: RefundOrder) -> RefundResult:
         # The sandbox returns money at once, and once per out_refund_no (the same id every time).

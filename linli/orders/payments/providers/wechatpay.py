@@ -22,9 +22,10 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from cryptography import x509
@@ -54,6 +55,7 @@ from linli.orders.payments.providers.base import (
     Scene,
     check_window,
     lower_keys,
+    queried_id,
 )
 
 NAME = "wechatpay"
@@ -62,6 +64,8 @@ ALGORITHM = "AEAD_AES_256_GCM"
 JSAPI_PATH = "/v3/pay/transactions/jsapi"
 H5_PATH = "/v3/pay/transactions/h5"
 REFUND_PATH = "/v3/refund/domestic/refunds"
+# 查询订单 by our order number (商户订单号查询).
+QUERY_PATH = "/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mchid}"
 
 # trade_state of a transaction, in our words. REFUND (paid, then refunded) says nothing new about payment.
 _TRADE_STATES = {
@@ -374,6 +378,19 @@ class WechatPayProvider:
             raise ProviderUnavailable(f"WeChat Pay returned an unknown refund status {data.get('status')!r}")
         refund_id = data.get("refund_id")
         return RefundResult(status=status, refund_ref=str(refund_id) if refund_id else None, raw=data)
+
+    async def query_payment(self, out_trade_no: str) -> Notification:
+        """``GET /v3/pay/transactions/out-trade-no/{out_trade_no}``: the transaction as WeChat Pay
+        keeps it, in a signed answer (checked by ``_call``), read as a notification would be."""
+        path = QUERY_PATH.format(out_trade_no=quote(out_trade_no, safe=""), mchid=self.credentials.mchid)
+        data = await self._call("GET", path, None)
+        if str(data.get("mchid")) != self.credentials.mchid or str(data.get("out_trade_no")) != out_trade_no:
+            raise ProviderUnavailable("WeChat Pay answered about another merchant's or another payment")
+        try:
+            answer = self._transaction("", data)
+        except (MalformedNotification, KeyError, TypeError, ValueError) as exc:
+            raise ProviderUnavailable(f"WeChat Pay's answer cannot be read: {exc}") from None
+        return replace(answer, notification_id=queried_id(out_trade_no, answer.status, answer.provider_ref))
 
     # --- notifications from WeChat Pay
 
