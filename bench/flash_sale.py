@@ -19,8 +19,9 @@ Prints: time to sell out (the last successful reservation), successful orders pe
 create-order latency p50/p99 (all attempts, and the successful ones), rejected attempts per second,
 oversold units (reserved + sold beyond stock, or sold without a paid order behind them) and lost payments
 (money the processor took with no paid or refunded order for it) — both must be 0, or the run fails —
-the time until every payment settled and until the consumers caught up, the ratio of orders per second
-to the ``pgbench`` tps of the bare transaction (reserve + insert order) at the same number of connections
+how long a neighbour waited from the 支付 tap until their order was paid (p50/p99), the time until
+every payment settled and until the consumers caught up, the ratio of orders per second to the
+``pgbench`` tps of the bare transaction (reserve + insert order) at the same number of connections
 on the same PostgreSQL server, and the CPU seconds each part of the machine used (``bench.cpu_use``).
 ``--step-costs`` adds each step's SQL statements and CPU per request, in-process; ``--profile DIR`` runs
 the server under py-spy (raw stacks per run, for flamegraphs).
@@ -64,7 +65,7 @@ from bench.event_log import peak_rss_mib, scratch_database
 from linli.catalog.models import Product
 from linli.community.models import Community, Membership, PickupPoint
 from linli.core import jobs
-from linli.core.clock import utcnow
+from linli.core.clock import as_utc, utcnow
 from linli.core.consumers import ConsumerCursor
 from linli.core.db import Database
 from linli.core.events import Position, read_events
@@ -79,6 +80,8 @@ from linli.orders.payments.models import Payment, PaymentStatus, Refund
 console = Console(width=max(Console().width, 180))
 
 SECRET = "bench-flash-sale"
+# The sandbox cashier sends the neighbour back to the room this long after 支付 (cashier.html).
+CASHIER_RETURN_SECONDS = 3.0
 PER_USER_LIMIT = 3
 PRICE_FEN = 2500
 
@@ -103,6 +106,11 @@ class Run:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     paid_taps: int = 0
+    confirms: int = 0
+    # out_trade_no → wall-clock time its 支付 tap was answered; and, after the audit, seconds from each
+    # tap to its order being paid (the processor's notification reached us and was taken).
+    tapped_at: dict[str, float] = field(default_factory=dict)
+    paid_after_tap: list[float] = field(default_factory=list)
     sellout_seconds: float = 0.0
     load_seconds: float = 0.0
     settle_seconds: float | None = None
@@ -232,6 +240,13 @@ async def audit(db: Database, sale: Sale, run: Run) -> None:
             or 0
         )
         lost = await session.scalar(lost_payments_query())
+        paid = (
+            await session.execute(
+                select(Payment.out_trade_no, Order.paid_at)
+                .join(Order, Order.id == Payment.order_id)
+                .where(Order.session_id == sale.session_id, Order.paid_at.is_not(None))
+            )
+        ).all()
         retried = (
             await session.execute(
                 select(Job.kind, func.count(), func.max(Job.last_error))
@@ -240,6 +255,11 @@ async def audit(db: Database, sale: Sale, run: Run) -> None:
             )
         ).all()
     run.units_left = row.stock - row.reserved - row.sold
+    run.paid_after_tap = [
+        max(as_utc(paid_at).timestamp() - run.tapped_at[no], 0.0)
+        for no, paid_at in paid
+        if no in run.tapped_at and paid_at is not None
+    ]
     run.retried_jobs = {kind: (n, str(error)[:160]) for kind, n, error in retried}
     run.oversold = max(row.reserved + row.sold - row.stock, 0) + abs(row.sold - int(paid_units or 0))
     run.lost_payments = int(lost or 0)
@@ -414,6 +434,7 @@ async def rush(
     *,
     seed: int,
     pay_after: tuple[float, float],
+    confirm: bool = True,
     tried: Callable[[], None] = lambda: None,
 ) -> None:
     """Every neighbour tries once, ``run.connections`` at a time; the successful ones pay. ``tried`` is
@@ -447,7 +468,7 @@ async def rush(
             run.error_samples.append(f"{type(exc).__name__}: {exc}")
 
     async def pay(
-        client: aiohttp.ClientSession, out_trade_no: str, headers: dict[str, str], pause: float
+        client: aiohttp.ClientSession, order_id: int, out_trade_no: str, headers: dict[str, str], pause: float
     ) -> None:
         try:
             if pause:
@@ -461,7 +482,33 @@ async def rush(
             if status != 202:
                 raise RuntimeError(f"sandbox pay {status}: {str(tap)[:200]}")
             run.paid_taps += 1
+            run.tapped_at[out_trade_no] = time.time()
         except Exception as exc:  # a benchmark reports failures instead of stopping at the first
+            failed(exc)
+            return
+        if not confirm:
+            return  # the notification alone pays it
+        # On their own phone (the payers' connections), whatever the rush's connection does next.
+        task = asyncio.create_task(returned(order_id, headers))
+        paying.add(task)
+        task.add_done_callback(paying.discard)
+
+    async def returned(order_id: int, headers: dict[str, str]) -> None:
+        """Back in the room from the cashier, as the sheet does: ask whether the money went through (the
+        server asks the processor) until the order shows paid, 1, 2, 3, 4 s apart, then every 5 s."""
+        try:
+            await asyncio.sleep(CASHIER_RETURN_SECONDS)
+            for tries in range(1, 31):
+                path = f"/api/v1/orders/{order_id}/payments/confirm"
+                status, answer = await post(payers, path, {}, headers)
+                if status != 200:
+                    raise RuntimeError(f"confirm {status}: {str(answer)[:200]}")
+                run.confirms += 1
+                if answer["order_status"] == "paid":
+                    return
+                await asyncio.sleep(min(tries, 5))
+            raise RuntimeError(f"order {order_id} not paid two minutes after its tap")
+        except Exception as exc:
             failed(exc)
 
     async def neighbour(client: aiohttp.ClientSession, payers: aiohttp.ClientSession) -> None:
@@ -498,9 +545,10 @@ async def rush(
                 continue
             out_trade_no = order["payment"]["out_trade_no"]
             if pay_after[1] <= 0:
-                await pay(client, out_trade_no, headers, 0)
+                await pay(client, order["id"], out_trade_no, headers, 0)
             else:
-                task = asyncio.create_task(pay(payers, out_trade_no, headers, rng.uniform(*pay_after)))
+                pause = rng.uniform(*pay_after)
+                task = asyncio.create_task(pay(payers, order["id"], out_trade_no, headers, pause))
                 paying.add(task)
                 task.add_done_callback(paying.discard)
 
@@ -509,6 +557,8 @@ async def rush(
         aiohttp.ClientSession(
             base, connector=aiohttp.TCPConnector(limit=run.connections), timeout=timeout
         ) as client,
+        # Payers (their taps and their coming back) get as many connections as the buyers: with no
+        # limit, 2,500 phones asking whether they paid crowd the buyers' 64 out of the two cores.
         aiohttp.ClientSession(
             base, connector=aiohttp.TCPConnector(limit=run.connections), timeout=timeout
         ) as payers,
@@ -688,13 +738,31 @@ async def step_costs(url: str, var: Path, *, buyers: int = 200) -> dict[str, Ste
                         label="paid",
                         at=utcnow(),
                     ).encode()
-                    async with step("notification"):
-                        answer = await client.post(
-                            "/api/v1/payments/notify/sandbox",
-                            content=note,
-                            headers=signed_headers(secret, note),
+
+                    notify = partial(
+                        client.post,
+                        "/api/v1/payments/notify/sandbox",
+                        content=note,
+                        headers=signed_headers(secret, note),
+                    )
+                    confirm = partial(
+                        client.post, f"/api/v1/orders/{order['id']}/payments/confirm", headers=headers
+                    )
+                    # Half the buyers are paid by their notification, then confirm; the other half by
+                    # confirming (the processor asked), then the notification comes: each path both ways.
+                    first, then = (
+                        (("notification that takes the payment", notify), ("confirm, already paid", confirm))
+                        if order["id"] % 2
+                        else (
+                            ("confirm that takes the payment (asks the processor)", confirm),
+                            ("notification, already taken", notify),
                         )
-                    assert answer.status_code == 200, answer.text
+                    )
+                    for name, send in (first, then):
+                        async with step(name):
+                            answer = await send()
+                        assert answer.status_code == 200, answer.text
+                        assert send is notify or answer.json()["order_status"] == "paid", answer.text
                 for consumer in runtime.consumers:
                     async with step(f"consumer {consumer.name}, per order", buyers):
                         await drain(consumer)
@@ -843,12 +911,24 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                             tried = partial(cpu.mark, "tried")
                             if is_sqlite:
                                 await rush(
-                                    base, sale, run, seed=args.seed, pay_after=args.pay_after, tried=tried
+                                    base,
+                                    sale,
+                                    run,
+                                    seed=args.seed,
+                                    pay_after=args.pay_after,
+                                    confirm=args.confirm,
+                                    tried=tried,
                                 )
                             else:
                                 async with sample_backends(url, run):
                                     await rush(
-                                        base, sale, run, seed=args.seed, pay_after=args.pay_after, tried=tried
+                                        base,
+                                        sale,
+                                        run,
+                                        seed=args.seed,
+                                        pay_after=args.pay_after,
+                                        confirm=args.confirm,
+                                        tried=tried,
                                     )
                         with console.status(f"{run.database}: waiting for the notifications and consumers …"):
                             await wait_settled(db, run, timeout=args.settle_timeout)
@@ -913,6 +993,7 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
         "rejected",
         "rejected/s",
         "errors",
+        "tap→paid p50/p99 s",
         "all paid +s",
         "consumers +s",
         "oversold",
@@ -935,6 +1016,7 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
             f"{run.rejected_total:,}",
             f"{run.rejected_per_second:,.0f}",
             f"{run.errors:,}",
+            f"{percentile(run.paid_after_tap, 0.5):.1f} / {percentile(run.paid_after_tap, 0.99):.1f}",
             "never" if run.settle_seconds is None else f"{run.settle_seconds:.1f}",
             "never" if run.caught_up_seconds is None else f"{run.caught_up_seconds:.1f}",
             "[green]0[/green]" if run.oversold == 0 else f"[red]{run.oversold}[/red]",
@@ -955,6 +1037,11 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
         if total:
             top = ", ".join(f"{label} {n / total:.0%}" for label, n in run.backends.most_common(5))
             console.print(f"{run.database} backends in a transaction during the rush (sampled): {top}")
+        if run.confirms:
+            console.print(
+                f"{run.database}: {run.confirms:,} confirm calls (the sheet asking, back from the cashier, "
+                f"whether the money went through) for {run.paid_taps:,} taps"
+            )
         for kind, (n, error) in run.retried_jobs.items():
             console.print(f"{run.database}: {n} {kind} job(s) failed at least once and were retried: {error}")
     for run in runs:
@@ -1064,6 +1151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="LO-HI",
         help="seconds from an order to the cashier's 支付, drawn uniformly (default 1-3; 0 pays at once, "
         "on the connection that ordered)",
+    )
+    parser.add_argument(
+        "--no-confirm",
+        dest="confirm",
+        action="store_false",
+        help="payers do not come back to the room to ask whether the money went through (the sheet does, "
+        "3 s after 支付: POST /api/v1/orders/{id}/payments/confirm); only the notification pays",
     )
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="seconds to wait for payments")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
