@@ -215,9 +215,8 @@ async def insert_unless_taken(
     What a lookup, a savepoint, the insert and the savepoint's release did in four round trips; the
     columns left out of ``values`` get their defaults, and the object comes back with every column."""
     table = cast(Table, model.__table__)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(table)
+        dialect_insert(session)(table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=key, index_where=where)
         .returning(*table.columns)
@@ -239,8 +238,13 @@ def insert_ignoring(
     """One multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING returning``: the rows any of the table's
     unique keys already holds (also a row earlier in ``rows``) are skipped, and only the inserted ones
     come back. Execute it; for a batch, as ``insert_unless_taken`` is for one row."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return insert(cast(Table, model.__table__)).values(rows).on_conflict_do_nothing().returning(*returning)
+    statement = dialect_insert(session)(cast(Table, model.__table__))
+    return statement.values(rows).on_conflict_do_nothing().returning(*returning)
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The ``insert`` of the session's database that knows ``ON CONFLICT`` (PostgreSQL's or SQLite's)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def note_appended_events(session: AsyncSession | Session, appended: list[tuple[str, int | None]]) -> None:

@@ -26,14 +26,12 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import case, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.community import service as community_service
 from linli.community.models import Community, PickupPoint, Store
 from linli.core.clock import SHANGHAI, as_utc, to_local, utcnow
-from linli.core.db import insert_ignoring
+from linli.core.db import dialect_insert, insert_ignoring
 from linli.core.events import Subjects, record_event
 from linli.core.i18n import DEFAULT_LOCALE, Message
 from linli.core.jobs import cancel_job, schedule_job
@@ -313,10 +311,6 @@ async def group_history(session: AsyncSession, group_order_id: int) -> list[Grou
     return list(rows.all())
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 async def open_group(
     session: AsyncSession, session_id: int, community: Community, terms: Terms, *, now: datetime
 ) -> GroupOrder:
@@ -328,7 +322,7 @@ async def open_group(
     points = community.open_pickup_points
     inserted = (
         await session.execute(
-            _insert(session)(GroupOrder)
+            dialect_insert(session)(GroupOrder)
             .values(
                 session_id=session_id,
                 community_id=community.id,
@@ -482,7 +476,7 @@ async def count_paid_order(
     group = await open_group(session, order.session_id, community, terms, now=now)
     inserted = (
         await session.execute(
-            _insert(session)(Contribution)
+            dialect_insert(session)(Contribution)
             .values(order_id=order.id, group_order_id=group.id, units=order.units, counted_at=now)
             .on_conflict_do_nothing(index_elements=[Contribution.order_id])
             .returning(Contribution.order_id)
