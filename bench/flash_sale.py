@@ -45,7 +45,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -908,8 +908,9 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                     with cpu_use(pid) as cpu:
                         cpu.mark("start")
                         with console.status(f"{run.database}: {args.neighbours:,} neighbours rushing …"):
-                            tried = partial(cpu.mark, "tried")
-                            if is_sqlite:
+                            # PostgreSQL's backends are sampled during the rush; SQLite has none.
+                            backends = nullcontext() if is_sqlite else sample_backends(url, run)
+                            async with backends:
                                 await rush(
                                     base,
                                     sale,
@@ -917,19 +918,8 @@ async def bench_database(args: argparse.Namespace, database_url: str | None) -> 
                                     seed=args.seed,
                                     pay_after=args.pay_after,
                                     confirm=args.confirm,
-                                    tried=tried,
+                                    tried=partial(cpu.mark, "tried"),
                                 )
-                            else:
-                                async with sample_backends(url, run):
-                                    await rush(
-                                        base,
-                                        sale,
-                                        run,
-                                        seed=args.seed,
-                                        pay_after=args.pay_after,
-                                        confirm=args.confirm,
-                                        tried=tried,
-                                    )
                         with console.status(f"{run.database}: waiting for the notifications and consumers …"):
                             await wait_settled(db, run, timeout=args.settle_timeout)
                         cpu.mark("settled")
