@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,6 +195,39 @@ class TestRunning:
             assert (await _job(restarted, job_id)).status == DONE
         finally:
             await restarted.dispose()
+
+    async def test_a_claimed_job_runs_without_reading_its_row_again_and_completes_in_one_update(
+        self, db: Database
+    ) -> None:
+        now = utcnow()
+        job_id = await _schedule(db, "test.lean", now, note="hello")
+        statements: list[str] = []
+        seen: list[tuple[int, str, int, dict[str, object]]] = []
+
+        def note(_conn, _cursor, statement: str, *_rest) -> None:  # type: ignore[no-untyped-def]
+            statements.append(" ".join(statement.split()).upper())
+
+        async def handler(session: AsyncSession, job: Job) -> None:
+            # The handler sees the row as claimed: running, its attempt counted, its payload.
+            seen.append((job.id, job.status, job.attempts, dict(job.payload)))
+            statements.append("HANDLER")
+
+        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+        try:
+            assert await run_due_jobs(db, _registry(**{"test.lean": handler}), now=now) == 1  # type: ignore[arg-type]
+        finally:
+            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+        assert seen == [(job_id, RUNNING, 1, {"note": "hello"})]
+        after = statements[statements.index("HANDLER") + 1 :]
+        before = statements[: statements.index("HANDLER")]
+        # The claim's SELECT … FOR UPDATE and its UPDATE; nothing of this job's own run before the handler.
+        assert sum(s.startswith("SELECT") for s in before) == 1
+        assert [s.split(" SET ")[0] for s in after if not s.startswith(("BEGIN", "COMMIT"))] == [
+            "UPDATE JOBS"
+        ]
+        job = await _job(db, job_id)
+        assert (job.status, job.attempts, job.locked_until) == (DONE, 1, None)
+        assert job.finished_at is not None
 
     async def test_a_job_whose_runner_died_is_claimed_again_once_its_lease_lapses(self, db: Database) -> None:
         now = utcnow()
