@@ -197,6 +197,9 @@ def _note_events(session: Session, _flush: UOWTransaction) -> None:
 M = TypeVar("M", bound="Base")
 
 
+_UNLESS_TAKEN: dict[tuple[str, str, tuple[str, ...] | None, int], Any] = {}
+
+
 async def insert_unless_taken(
     session: AsyncSession,
     model: type[M],
@@ -215,13 +218,18 @@ async def insert_unless_taken(
     What a lookup, a savepoint, the insert and the savepoint's release did in four round trips; the
     columns left out of ``values`` get their defaults, and the object comes back with every column."""
     table = cast(Table, model.__table__)
-    statement = (
-        dialect_insert(session)(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=key, index_where=where)
-        .returning(*table.columns)
-    )
-    row = (await session.execute(statement)).one_or_none()
+    dialect = session.get_bind().dialect.name
+    # Built once per shape (``where`` is a module-level constant of its caller): a statement object
+    # reused keeps its cache key, where building it afresh cost as much CPU as executing it.
+    shape = (dialect, table.name, tuple(key) if key is not None else None, id(where))
+    statement = _UNLESS_TAKEN.get(shape)
+    if statement is None:
+        statement = _UNLESS_TAKEN[shape] = (
+            dialect_insert(session)(table)
+            .on_conflict_do_nothing(index_elements=key, index_where=where)
+            .returning(*table.columns)
+        )
+    row = (await session.execute(statement, values)).one_or_none()
     if row is None:
         return None
     obj = model.__mapper__.class_manager.new_instance()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -546,21 +546,19 @@ async def create_order(
 # --- reading orders ---------------------------------------------------------------------------------
 
 
+# Built once (every payment, cancel and expiry locks its order): building it cost as much as running it.
+_LOCK_ORDER = (
+    select(Order)
+    .where(Order.id == bindparam("order_id"))
+    .options(joinedload(Order.lines))
+    .with_for_update(of=Order)
+    .execution_options(populate_existing=True)
+)
+
+
 async def _lock_order(session: AsyncSession, order_id: int) -> Order:
     """The order, its row locked until the transaction ends (PostgreSQL) and its state freshly read."""
-    order = (
-        (
-            await session.scalars(
-                select(Order)
-                .where(Order.id == order_id)
-                .options(joinedload(Order.lines))
-                .with_for_update(of=Order)
-                .execution_options(populate_existing=True)
-            )
-        )
-        .unique()
-        .one_or_none()
-    )
+    order = (await session.scalars(_LOCK_ORDER, {"order_id": order_id})).unique().one_or_none()
     if order is None:
         raise OrderNotFound(f"no order with id {order_id}", order_id=order_id)
     return order
