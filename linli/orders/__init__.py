@@ -29,12 +29,19 @@ def register_background(runtime: Runtime) -> None:
 
 
 async def shutdown_background(runtime: Runtime) -> None:
-    """Place the orders still waiting in this process's checkout queue, then stop it."""
+    """Place the orders still waiting in this process's checkout queue, then stop it and the payments'
+    lane."""
     from linli.orders.checkout import EXTRAS_KEY, CheckoutQueue
 
     queue = runtime.extras.get(EXTRAS_KEY)
     if isinstance(queue, CheckoutQueue):
         await queue.close()
+    from linli.core.lane import Lane
+    from linli.orders.payments.api import LANE_KEY
+
+    lane = runtime.extras.get(LANE_KEY)
+    if isinstance(lane, Lane):
+        await lane.close()
 
 
 def _include_admin_pages() -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from linli.core.db import Database
 from linli.core.errors import LinliError, NotAuthenticated
 from linli.core.events import Subjects, append_events, event_row
 from linli.core.jobs import PENDING, Job
+from linli.core.lane import Lane
 from linli.identity.models import User
 from linli.live.models import LineupItem
 from linli.orders import events, service
@@ -151,7 +151,10 @@ class CheckoutQueue:
         self.db = db
         self.reservation_minutes = reservation_minutes
         self.max_batch = max_batch
-        self.own_thread = (not db.is_sqlite) if own_thread is None else own_thread
+        # On PostgreSQL, a lane of its own: one connection for the batch, one to spare for a batch placed
+        # one by one.
+        self.lane = Lane(db, "orders-checkout", pool_size=2, own_thread=own_thread)
+        self.own_thread = self.lane.own_thread
         self.waiting: deque[_Request] = deque()
         self.wake: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
@@ -159,14 +162,6 @@ class CheckoutQueue:
         self.largest_batch = 0
         # Batches that failed as a whole and were placed one by one instead (each is logged).
         self.failed_batches = 0
-        # The thread's loop and database (own_thread), made when the first order arrives.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._lock = threading.Lock()
-        self._app_loop: asyncio.AbstractEventLoop | None = None
-        self._start_error: Exception | None = None
-        self._batch_db: Database | None = None
 
     async def place(
         self,
@@ -191,9 +186,7 @@ class CheckoutQueue:
         if data.coupon_id is not None:
             return await self._create_alone(request, self.db)
         if self.own_thread:
-            self._app_loop = asyncio.get_running_loop()
-            loop = self._thread_loop()
-            loop.call_soon_threadsafe(self._enqueue, request)
+            self.lane.call_soon(self._enqueue, request)
         else:
             self._enqueue(request)
         return await asyncio.wrap_future(request.future)
@@ -207,71 +200,14 @@ class CheckoutQueue:
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run(), name="orders-checkout")
 
-    def _thread_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._started.clear()
-                self._thread = threading.Thread(target=self._serve, name="orders-checkout", daemon=True)
-                self._thread.start()
-            thread = self._thread
-        self._started.wait()
-        loop = self._loop
-        if loop is None:
-            # The thread could not start (its database, its loop): every order would wait forever on
-            # it, so this one fails now and the next one tries a new thread.
-            with self._lock:
-                if self._thread is thread:
-                    self._thread = None
-            raise RuntimeError("the checkout thread did not start") from self._start_error
-        return loop
-
-    def _serve(self) -> None:
-        try:
-            try:
-                import uvloop
-
-                loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-                loop = asyncio.new_event_loop()
-            # One batch at a time: a connection, and one to spare for a batch placed one by one.
-            batch_db = self._batch_db = Database(self.db.url, pool_size=2)
-        except Exception as exc:
-            log.exception("the checkout thread could not start")
-            self._start_error, self._loop = exc, None
-            self._started.set()
-            return
-        # The app's consumers wake on its database's commits: a batch's events count there too (before
-        # the batch's answers reach their requests, which come back through the same loop).
-        batch_db.commit_hooks.append(self._tell_app)
-        self._start_error, self._loop = None, loop
-        self._started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(batch_db.dispose())
-            loop.close()
-
-    def _tell_app(self, appended: list[tuple[str, int | None]]) -> None:
-        assert self._app_loop is not None
-        self._app_loop.call_soon_threadsafe(self.db.note_event_commit, appended)
-
     @property
     def batch_db(self) -> Database:
-        """Where batches are placed: the thread's own database, or the app's."""
-        return self._batch_db if self.own_thread and self._batch_db is not None else self.db
+        """Where batches are placed: the lane's own database, or the app's."""
+        return self.lane.lane_db
 
     async def close(self) -> None:
         """Place what is waiting, then stop."""
-        if self.own_thread and self._loop is not None:
-            loop = self._loop
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._stop(), loop))
-            loop.call_soon_threadsafe(loop.stop)
-            assert self._thread is not None
-            await asyncio.to_thread(self._thread.join, 10)
-            self._thread, self._loop = None, None
-            self._started.clear()
-            return
-        await self._stop()
+        await self.lane.close(before=self._stop)
 
     async def _stop(self) -> None:
         if self.task is not None:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from linli.core import lane
 from linli.core.db import Database
 from linli.core.events import Event
 from linli.core.jobs import Job
@@ -396,7 +397,7 @@ async def test_a_checkout_thread_that_cannot_start_fails_the_order_instead_of_ha
             raise OSError("no connections left")
         return Database(url, **options)
 
-    monkeypatch.setattr(checkout, "Database", database)
+    monkeypatch.setattr(lane, "Database", database)
     queue = CheckoutQueue(db, reservation_minutes=10, own_thread=True)
     try:
         with pytest.raises(RuntimeError, match="did not start"):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -15,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
 from linli.core.clock import utcnow
+from linli.core.db import Database
 from linli.core.deps import RuntimeDep, SessionDep
 from linli.core.errors import BadRequest, LinliError, PayloadTooLarge
+from linli.core.lane import Lane
 from linli.core.runtime import Runtime
 from linli.identity.deps import CurrentUser, client_address
 from linli.orders import service as orders
@@ -32,7 +36,7 @@ from linli.orders.payments.providers import (
     payment_settings,
     sandbox_cashier_action,
 )
-from linli.orders.payments.providers.base import PaymentOrder, PaymentProvider, Scene
+from linli.orders.payments.providers.base import Notification, PaymentOrder, PaymentProvider, Scene
 from linli.orders.payments.providers.sandbox import NAME as SANDBOX
 from linli.orders.payments.schemas import (
     NotificationAck,
@@ -57,6 +61,9 @@ MAX_NOTIFICATION_BYTES = 64 * 1024
 CONFIRM_INTERVAL_SECONDS = 1.0
 CONFIRM_REMEMBERED = 50_000
 CONFIRM_ASKED = "payments.confirm_asked"
+LANE_KEY = "orders.payments.lane"
+# The lane's connections: payments taken at once (each holds the item row for a round trip or two).
+LANE_CONNECTIONS = 8
 
 log = logging.getLogger("linli.payments")
 
@@ -196,13 +203,15 @@ async def confirm_payment(
             except LinliError as exc:
                 log.warning("could not ask %s about %s: %s", provider_name, out_trade_no, exc.message)
                 continue
-            receipt = await service.take_query_answer(
-                session, provider, answer, refund_max_attempts=refund_max_attempts
+            receipt = await settle(
+                runtime,
+                partial(
+                    _take_answer, provider=provider, answer=answer, refund_max_attempts=refund_max_attempts
+                ),
             )
             if receipt.error is not None:
                 log.error("%s's answer about %s was refused: %s", provider_name, out_trade_no, receipt.error)
             taken = taken or receipt.outcome is not NotificationOutcome.stale
-            await session.commit()
         if taken:
             status, payments_ = await _standing(session, order_id, user.id)
     return PaymentConfirmRead(
@@ -252,25 +261,57 @@ def _may_ask(runtime: Runtime, out_trade_no: str) -> bool:
     },
 )
 async def receive_notification(
-    request: Request, session: SessionDep, runtime: RuntimeDep, provider_name: ProviderName
+    request: Request, runtime: RuntimeDep, provider_name: ProviderName
 ) -> Response:
     """A provider tells us about a payment or refund. Verified before anything else; answered 200 only
-    after the change is committed (the session dependency commits before the response goes out), so the
-    sender retries whenever we could not keep it."""
+    after the change is committed (``settle`` commits before it returns), so the sender retries whenever
+    we could not keep it."""
     provider = get_provider(runtime, provider_name)
     body = await request.body()
     if len(body) > MAX_NOTIFICATION_BYTES:
         return _refuse(PayloadTooLarge("a notification is not this large"))
-    receipt = await service.receive_notification(
-        session,
-        provider,
-        headers=request.headers,
-        body=body,
-        refund_max_attempts=payment_settings(runtime).refund_max_attempts,
+    headers = request.headers
+    refund_max_attempts = payment_settings(runtime).refund_max_attempts
+    receipt = await settle(
+        runtime,
+        lambda session: service.receive_notification(
+            session, provider, headers=headers, body=body, refund_max_attempts=refund_max_attempts
+        ),
     )
     if receipt.error is not None:
         return _refuse(receipt.error)
     return JSONResponse(NotificationAck().model_dump())
+
+
+async def settle(
+    runtime: Runtime, take: Callable[[AsyncSession], Awaitable[service.Receipt]]
+) -> service.Receipt:
+    """Take a notification or a processor's answer in a transaction of its own, committed before this
+    returns, on the payments' lane (``settling_lane``): a payment that pays an order moves the item's
+    units to sold last, and that row stays locked until the commit — on the lane, for a few database
+    round trips instead of turns of a loop busy with the rush, while the next orders wait for the row."""
+
+    async def run(db: Database) -> service.Receipt:
+        async with db.sessionmaker() as session:
+            receipt = await take(session)
+            await session.commit()
+            return receipt
+
+    return await settling_lane(runtime).run(run)
+
+
+async def _take_answer(
+    session: AsyncSession, *, provider: PaymentProvider, answer: Notification, refund_max_attempts: int
+) -> service.Receipt:
+    return await service.take_query_answer(session, provider, answer, refund_max_attempts=refund_max_attempts)
+
+
+def settling_lane(runtime: Runtime) -> Lane:
+    """This process's lane for taking payments (``core.lane``), kept in the runtime's ``extras``."""
+    lane = runtime.extras.get(LANE_KEY)
+    if not isinstance(lane, Lane) or lane.db is not runtime.db:
+        lane = runtime.extras[LANE_KEY] = Lane(runtime.db, "payments-settle", pool_size=LANE_CONNECTIONS)
+    return lane
 
 
 def _refuse(error: LinliError) -> Response:

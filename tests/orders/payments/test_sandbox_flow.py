@@ -11,6 +11,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.core.config import Settings
 from linli.core.db import Database
@@ -20,7 +21,8 @@ from linli.core.runtime import Runtime
 from linli.live.models import LineupItem
 from linli.orders import service as orders
 from linli.orders.models import Order
-from linli.orders.payments import purposes
+from linli.orders.payments import purposes, service
+from linli.orders.payments.api import settling_lane
 from linli.orders.payments.errors import ProviderUnavailable
 from linli.orders.payments.models import Payment, PaymentNotification, PaymentPurpose, Refund
 from linli.orders.payments.providers import DELIVERY_CLIENT_KEY, get_sandbox
@@ -419,6 +421,34 @@ class TestNotifications:
         assert len(await pay.events("payment.succeeded")) == 1
         assert len(await pay.events("order.paid")) == 1
         assert await pay.count(PaymentNotification) == 9  # three ids per status, each recorded once
+
+    async def test_notifications_and_confirms_are_taken_on_the_payments_lane(
+        self, pay: Payments, sale: Sale, buyer: Caller
+    ) -> None:
+        """On PostgreSQL the transaction that pays an order (and holds the item's row until it commits)
+        runs on the lane's own loop and connections, not in the request's."""
+        lane = settling_lane(pay.runtime)
+        taken_on: list[Any] = []
+        real_take = service._take
+
+        async def take(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+            taken_on.append(session.bind)
+            return await real_take(session, *args, **kwargs)
+
+        first, second = await pay.order(buyer, sale), await pay.order(buyer, sale)
+        first_no = (await pay.start(buyer, first.id))["out_trade_no"]
+        second_no = (await pay.start(buyer, second.id))["out_trade_no"]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(service, "_take", take)
+            notified = await pay.notify(pay.notification(first_no, amount_fen=first.total_fen, id="LANE-1"))
+            assert notified.status_code == 200, notified.text
+            await pay.tap(buyer, second_no)
+            confirmed = await pay.confirm(buyer, second.id)
+            assert confirmed.json()["order_status"] == "paid"
+        assert [await pay.order_status(o.id) for o in (first, second)] == ["paid", "paid"]
+        engine = (pay.db if pay.db.is_sqlite else lane.lane_db).engine
+        assert taken_on == [engine, engine]
+        assert (lane.lane_db is pay.db) == pay.db.is_sqlite
 
     async def test_a_forged_notification_changes_nothing_and_cannot_take_the_real_ones_id(
         self, pay: Payments, sale: Sale, buyer: Caller
