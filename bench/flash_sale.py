@@ -316,11 +316,13 @@ async def server(
     var: Path,
     profile: Path | None,
     separate_worker: bool = False,
+    sandbox_delay: float = 0.5,
 ) -> AsyncIterator[tuple[str, int]]:
     """``uvicorn linli.web.main:app`` on a free port, its durable jobs (the sandbox's notifications,
     expiries) and event consumers run in its own processes — or, with ``separate_worker``, in one
     ``linli worker`` beside them, as the README deploys production; yields the base URL and the
-    supervisor's pid once ``/healthz`` answers."""
+    supervisor's pid once ``/healthz`` answers. The sandbox notifies ``sandbox_delay`` seconds after a
+    tap."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -332,7 +334,7 @@ async def server(
         "LINLI_PUBLIC_BASE_URL": base,
         "LINLI_RUN_WORKERS_IN_APP": "false" if separate_worker else "true",
         "LINLI_JOB_POLL_SECONDS": "0.2",
-        "LINLI_PAYMENTS_SANDBOX_DELAY_SECONDS": "0.5",
+        "LINLI_PAYMENTS_SANDBOX_DELAY_SECONDS": str(sandbox_delay),
         # As in production: console-rendered lines (and their rich tracebacks) cost the loop real time.
         "LINLI_LOG_JSON": os.environ.get("LINLI_LOG_JSON", "true"),
     }
