@@ -36,7 +36,7 @@ from linli.orders.payments.providers import (
     payment_settings,
     sandbox_cashier_action,
 )
-from linli.orders.payments.providers.base import Notification, PaymentOrder, PaymentProvider, Scene
+from linli.orders.payments.providers.base import PaymentOrder, PaymentProvider, Scene
 from linli.orders.payments.providers.sandbox import NAME as SANDBOX
 from linli.orders.payments.schemas import (
     NotificationAck,
@@ -62,8 +62,9 @@ CONFIRM_INTERVAL_SECONDS = 1.0
 CONFIRM_REMEMBERED = 50_000
 CONFIRM_ASKED = "payments.confirm_asked"
 LANE_KEY = "orders.payments.lane"
-# The lane's connections: payments taken at once (each holds the item row for a round trip or two).
-LANE_CONNECTIONS = 8
+# The lane's connections: payments taken at once (each holds the item row for a round trip or two; more
+# would only queue on that row, and every app process opens its own).
+LANE_CONNECTIONS = 4
 
 log = logging.getLogger("linli.payments")
 
@@ -206,7 +207,10 @@ async def confirm_payment(
             receipt = await settle(
                 runtime,
                 partial(
-                    _take_answer, provider=provider, answer=answer, refund_max_attempts=refund_max_attempts
+                    service.take_query_answer,
+                    provider=provider,
+                    answer=answer,
+                    refund_max_attempts=refund_max_attempts,
                 ),
             )
             if receipt.error is not None:
@@ -270,12 +274,14 @@ async def receive_notification(
     body = await request.body()
     if len(body) > MAX_NOTIFICATION_BYTES:
         return _refuse(PayloadTooLarge("a notification is not this large"))
-    headers = request.headers
-    refund_max_attempts = payment_settings(runtime).refund_max_attempts
     receipt = await settle(
         runtime,
-        lambda session: service.receive_notification(
-            session, provider, headers=headers, body=body, refund_max_attempts=refund_max_attempts
+        partial(
+            service.receive_notification,
+            provider=provider,
+            headers=request.headers,
+            body=body,
+            refund_max_attempts=payment_settings(runtime).refund_max_attempts,
         ),
     )
     if receipt.error is not None:
@@ -298,12 +304,6 @@ async def settle(
             return receipt
 
     return await settling_lane(runtime).run(run)
-
-
-async def _take_answer(
-    session: AsyncSession, *, provider: PaymentProvider, answer: Notification, refund_max_attempts: int
-) -> service.Receipt:
-    return await service.take_query_answer(session, provider, answer, refund_max_attempts=refund_max_attempts)
 
 
 def settling_lane(runtime: Runtime) -> Lane:
