@@ -244,8 +244,12 @@ async def attach_checkout(session: AsyncSession, payment_id: int, checkout: Chec
     return payment
 
 
+# Built once: the cashier's every tap reads it.
+_PAYMENT_BY_TRADE_NO = select(Payment).where(Payment.out_trade_no == bindparam("otn"))
+
+
 async def get_payment_for_user(session: AsyncSession, out_trade_no: str, *, user_id: int) -> Payment:
-    payment = await session.scalar(select(Payment).where(Payment.out_trade_no == out_trade_no))
+    payment = await session.scalar(_PAYMENT_BY_TRADE_NO, {"otn": out_trade_no})
     if payment is None or payment.user_id != user_id:
         raise PaymentNotFound("no such payment")
     return payment

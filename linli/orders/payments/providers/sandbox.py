@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from linli.core.clock import utcnow
@@ -146,15 +146,8 @@ class SandboxProvider:
         if self.db is None:
             raise ProviderUnavailable("the sandbox processor keeps no state here")
         async with self.db.sessionmaker() as session:
-            bodies: dict[str, dict[str, Any]] = dict(
-                (
-                    await session.execute(
-                        select(Job.key, Job.payload).where(
-                            Job.key.in_([_key(out_trade_no, "paid"), _key(out_trade_no, "failed")])
-                        )
-                    )
-                ).all()
-            )
+            keys = {"paid": _key(out_trade_no, "paid"), "failed": _key(out_trade_no, "failed")}
+            bodies: dict[str, dict[str, Any]] = dict((await session.execute(_TOLD, keys)).all())
         told = bodies.get(_key(out_trade_no, "paid")) or bodies.get(_key(out_trade_no, "failed"))
         if told is None:
             return Notification(
@@ -204,13 +197,18 @@ def _notification_body(
     return json.dumps(body, sort_keys=True)
 
 
+# What the processor told about a payment (its "paid" or "failed" notification), built once.
+_TOLD = select(Job.key, Job.payload).where(Job.key.in_([bindparam("paid"), bindparam("failed")]))
+_PAID = select(Job.id).where(Job.key == bindparam("paid"))
+
+
 def _key(out_trade_no: str, label: str) -> str:
     return f"sandbox:{out_trade_no}:{label}"
 
 
 async def processor_has_paid(session: AsyncSession, out_trade_no: str) -> bool:
     """Whether the sandbox processor took money for ``out_trade_no`` (it keeps that in its own jobs)."""
-    found = await session.scalar(select(Job.id).where(Job.key == _key(out_trade_no, "paid")))
+    found = await session.scalar(_PAID, {"paid": _key(out_trade_no, "paid")})
     return found is not None
 
 
