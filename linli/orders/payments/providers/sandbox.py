@@ -148,7 +148,7 @@ class SandboxProvider:
         async with self.db.sessionmaker() as session:
             keys = {"paid": _key(out_trade_no, "paid"), "failed": _key(out_trade_no, "failed")}
             bodies: dict[str, dict[str, Any]] = dict((await session.execute(_TOLD, keys)).all())
-        told = bodies.get(_key(out_trade_no, "paid")) or bodies.get(_key(out_trade_no, "failed"))
+        told = bodies.get(keys["paid"]) or bodies.get(keys["failed"])
         if told is None:
             return Notification(
                 notification_id=queried_id(out_trade_no, ReportedStatus.pending, None),
