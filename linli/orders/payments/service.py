@@ -395,11 +395,13 @@ def _error_for(outcome: NotificationOutcome, detail: str) -> LinliError | None:
     return None
 
 
+# A notification's first record (a repeat is answered as it was), and the payment a provider's
+# notification is about: only that provider's (``_PAYMENT_BY_TRADE_NO`` is the owner's lookup).
 _RECORDED = select(PaymentNotification).where(
     PaymentNotification.provider == bindparam("via"),
     PaymentNotification.notification_id == bindparam("notification_id"),
 )
-_PAYMENT_BY_NO = select(Payment).where(
+_PROVIDERS_PAYMENT = select(Payment).where(
     Payment.out_trade_no == bindparam("otn"), Payment.provider == bindparam("via")
 )
 # The open payment of that amount takes the money, in one statement built once (the flash sale runs it for
@@ -450,7 +452,7 @@ async def _apply_payment_notification(
             return await _payment_succeeded(
                 session, taken, record, now=now, refund_max_attempts=refund_max_attempts
             )
-    payment = await session.scalar(_PAYMENT_BY_NO, {"otn": note.out_trade_no, "via": provider.name})
+    payment = await session.scalar(_PROVIDERS_PAYMENT, {"otn": note.out_trade_no, "via": provider.name})
     if payment is None:
         return NotificationOutcome.unknown, f"no {provider.name} payment {note.out_trade_no[:32]!r}"
     record.payment_id = payment.id
