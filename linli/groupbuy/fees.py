@@ -16,10 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from linli.core.db import dialect_insert
 from linli.core.events import Subjects, record_event
 from linli.core.i18n import DEFAULT_LOCALE, Message
 from linli.core.money import format_fen
@@ -84,7 +83,7 @@ async def settle_fee(
     """The order's fee at cutoff, written once (primary key): due when the session collects one and it
     is not zero (``groupbuy.fee_due``), else waived. True when it is due."""
     due = collect and amount_fen > 0
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     inserted = (
         await session.execute(
             insert(DeliveryFee)

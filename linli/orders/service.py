@@ -25,8 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -35,6 +33,7 @@ from linli.catalog.models import Product
 from linli.community import service as community_service
 from linli.community.models import Community, Membership, PickupPoint, Store
 from linli.core.clock import to_local, utcnow
+from linli.core.db import dialect_insert
 from linli.core.errors import LinliError
 from linli.core.events import Subjects, record_event
 from linli.core.jobs import PENDING, Job, cancel_job
@@ -371,7 +370,7 @@ async def _insert_order(session: AsyncSession, **columns: Any) -> Order | None:
     """Insert the order row; None when the neighbour's ``idempotency_key`` is already taken. The unique
     ``(user_id, idempotency_key)`` decides a race between retries: on PostgreSQL the loser's insert waits
     for the winner's commit, then does nothing (no savepoint needed); a NULL key never conflicts."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     statement = (
         insert(Order)
         .values(**columns)

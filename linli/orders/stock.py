@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from linli.core.clock import utcnow
+from linli.core.db import dialect_insert
 from linli.live.models import LineupItem
 from linli.orders.errors import LineupItemNotFound, PurchaseLimitReached, SoldOut
 from linli.orders.models import PurchaseCount
@@ -169,8 +168,7 @@ async def hold_purchase(session: AsyncSession, user_id: int, item_id: int, qty: 
     _positive(qty)
     held = 0
     if qty <= limit:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(session)
         now = utcnow()
         statement = (
             insert(PurchaseCount)
@@ -207,7 +205,7 @@ async def hold_purchases(
     ]
     if not rows:
         return {}
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     upsert = insert(PurchaseCount)
     statement = upsert.on_conflict_do_update(
         index_elements=[PurchaseCount.user_id, PurchaseCount.lineup_item_id],
