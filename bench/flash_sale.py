@@ -116,6 +116,8 @@ class Run:
     settle_seconds: float | None = None
     caught_up_seconds: float | None = None
     create_seconds: list[float] = field(default_factory=list)
+    # When each of those attempts was answered, in seconds from the start of the rush (same order).
+    create_answered: list[float] = field(default_factory=list)
     create_ok_seconds: list[float] = field(default_factory=list)
     oversold: int = 0
     lost_payments: int = 0
@@ -140,6 +142,29 @@ class Run:
     def rejected_per_second(self) -> float:
         # Rejections come mostly after the sell-out, so they are counted over the whole load.
         return self.rejected_total / self.load_seconds if self.load_seconds else 0.0
+
+
+def latency_by_phase(run: Run) -> str:
+    """Create latency before the sell-out (the attempts answered by then, most of them orders) and after
+    it (refusals, sharing the cores with the payments that follow): where the p99 comes from."""
+    before = [
+        took
+        for at, took in zip(run.create_answered, run.create_seconds, strict=True)
+        if at <= run.sellout_seconds
+    ]
+    after = [
+        took
+        for at, took in zip(run.create_answered, run.create_seconds, strict=True)
+        if at > run.sellout_seconds
+    ]
+
+    def figures(values: list[float]) -> str:
+        if not values:
+            return "none"
+        p50, p99 = (percentile(values, q) * 1000 for q in (0.5, 0.99))
+        return f"{len(values):,} answered, p50 {p50:.0f} / p99 {p99:.0f} ms"
+
+    return f"create latency until the sell-out: {figures(before)}; after it: {figures(after)}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -531,6 +556,7 @@ async def rush(
                 )
                 took = time.perf_counter() - started
                 run.create_seconds.append(took)
+                run.create_answered.append(started + took - began)
                 if status == 409:
                     run.rejected[str(order.get("error"))] += 1
                     continue
@@ -1029,6 +1055,8 @@ def report(runs: list[Run], pgbench: float | None, args: argparse.Namespace) -> 
         if total:
             top = ", ".join(f"{label} {n / total:.0%}" for label, n in run.backends.most_common(5))
             console.print(f"{run.database} backends in a transaction during the rush (sampled): {top}")
+        if run.create_answered:
+            console.print(f"{run.database}: {latency_by_phase(run)}")
         if run.confirms:
             console.print(
                 f"{run.database}: {run.confirms:,} confirm calls (the sheet asking, back from the cashier, "
