@@ -147,16 +147,10 @@ class Run:
 def latency_by_phase(run: Run) -> str:
     """Create latency before the sell-out (the attempts answered by then, most of them orders) and after
     it (refusals, sharing the cores with the payments that follow): where the p99 comes from."""
-    before = [
-        took
-        for at, took in zip(run.create_answered, run.create_seconds, strict=True)
-        if at <= run.sellout_seconds
-    ]
-    after = [
-        took
-        for at, took in zip(run.create_answered, run.create_seconds, strict=True)
-        if at > run.sellout_seconds
-    ]
+    before: list[float] = []
+    after: list[float] = []
+    for at, took in zip(run.create_answered, run.create_seconds, strict=True):
+        (before if at <= run.sellout_seconds else after).append(took)
 
     def figures(values: list[float]) -> str:
         if not values:
